@@ -1,0 +1,73 @@
+//! The block cache: decompressed (or, without mmap, read) blocks shared by
+//! every reader, bounded by a byte budget.
+//!
+//! Concurrency: sharded internally (quick_cache); any thread may get or insert.
+//! Blocks are immutable and cheap to clone, so a hit hands out a shared copy.
+
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+use crate::sst::Block;
+
+/// Charge for a block that points into a memory map (its bytes belong to the
+/// page cache, not to this budget): only the bookkeeping is counted.
+const MAPPED_BLOCK_CHARGE: u64 = 64;
+
+#[derive(Clone)]
+struct Entry {
+    block: Block,
+    charge: u64,
+}
+
+#[derive(Clone, Copy)]
+struct ByCharge;
+
+impl Weighter<(u64, u64), Entry> for ByCharge {
+    fn weight(&self, _key: &(u64, u64), val: &Entry) -> u64 {
+        val.charge
+    }
+}
+
+/// Blocks keyed by (table number, block offset).
+pub(crate) struct BlockCache {
+    cache: Option<Cache<(u64, u64), Entry, ByCharge>>,
+}
+
+impl std::fmt::Debug for BlockCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockCache")
+            .field("weight", &self.cache.as_ref().map(Cache::weight))
+            .finish()
+    }
+}
+
+impl BlockCache {
+    /// A cache holding up to `capacity` bytes; 0 disables caching.
+    pub(crate) fn new(capacity: usize) -> BlockCache {
+        let cache = (capacity > 0)
+            .then(|| Cache::with_weighter((capacity / 4096).max(16), capacity as u64, ByCharge));
+        BlockCache { cache }
+    }
+
+    pub(crate) fn get(&self, table: u64, offset: u64) -> Option<Block> {
+        self.cache.as_ref()?.get(&(table, offset)).map(|e| e.block)
+    }
+
+    /// Caches a block; `owned` says whether its bytes are its own (charged in
+    /// full) or a view of a memory map.
+    pub(crate) fn insert(&self, table: u64, offset: u64, block: Block, owned: bool) {
+        if let Some(c) = &self.cache {
+            let charge = if owned {
+                block.bytes().len() as u64 + MAPPED_BLOCK_CHARGE
+            } else {
+                MAPPED_BLOCK_CHARGE
+            };
+            c.insert((table, offset), Entry { block, charge });
+        }
+    }
+
+    /// Bytes currently charged.
+    pub(crate) fn usage(&self) -> u64 {
+        self.cache.as_ref().map_or(0, Cache::weight)
+    }
+}

@@ -1,0 +1,209 @@
+//! Async stores for tokio: the [`KvStore`] trait over the in-memory engine
+//! ([`MemoryKvStore`]) and the persistent one ([`PersistKvStore`]).
+//!
+//! No future here parks a runtime thread on disk I/O:
+//! - Writes are handed to group commit; a dedicated commit thread appends
+//!   to the WAL and runs fdatasync, and the future resolves when its batch
+//!   is committed (and synced, under `Durability::Sync`).
+//! - Reads first try what needs no I/O: the memtables and blocks already in
+//!   the block cache. A read that would open a table or read a block from
+//!   disk moves to tokio's blocking pool (`spawn_blocking`). (With mmap, a
+//!   cached block whose pages the OS has evicted can still fault; size the
+//!   block cache and page cache accordingly.)
+//!
+//! ```
+//! use std::sync::Arc;
+//! use strata_kv::kv::{KvStore, MemoryKvStore};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> strata_kv::Result<()> {
+//! let store = Arc::new(MemoryKvStore::new());
+//! store.set("user:1", b"Alice".to_vec()).await?;
+//! assert_eq!(store.get("user:1").await?, Some(b"Alice".to_vec()));
+//! assert_eq!(store.batch_get(&["user:1", "user:2"]).await?, vec![Some(b"Alice".to_vec()), None]);
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::{DEFAULT_NS, WriteBatch};
+use crate::db::{Db, DbInner};
+use crate::error::{Error, Result};
+use crate::key;
+use crate::options::Options;
+
+/// An async key-value store. Implemented by [`MemoryKvStore`] and
+/// [`PersistKvStore`]; both are `Send + Sync` and meant to be shared through `Arc`.
+pub trait KvStore: Send + Sync {
+    /// The value of `key`, if any.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    /// Sets `key` to `value`; resolves once the write is committed with the
+    /// store's durability.
+    fn set(&self, key: &str, value: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
+    /// Removes `key`.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<()>> + Send;
+    /// True if `key` has a value.
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// The values of `keys`, in order, all read at one snapshot.
+    fn batch_get(&self, keys: &[&str])
+    -> impl Future<Output = Result<Vec<Option<Vec<u8>>>>> + Send;
+    /// Sets every pair atomically (one WAL record).
+    fn batch_set(&self, pairs: Vec<(&str, Vec<u8>)>) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Runs `f` on tokio's blocking pool when inside a runtime, else inline.
+async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle
+            .spawn_blocking(f)
+            .await
+            .map_err(|e| Error::Io(Arc::new(std::io::Error::other(e.to_string()))))?,
+        Err(_) => f(),
+    }
+}
+
+/// Reads `ukeys` at one consistent point, without blocking the runtime.
+async fn read_many(inner: Arc<DbInner>, ukeys: Vec<Vec<u8>>) -> Result<Vec<Option<Vec<u8>>>> {
+    let (sv, seq) = inner.read_view();
+    let to_vecs =
+        |v: Vec<Option<bytes::Bytes>>| v.into_iter().map(|o| o.map(|b| b.to_vec())).collect();
+    if let Some(found) = inner.multi_get(&ukeys, &sv, seq, true)? {
+        return Ok(to_vecs(found));
+    }
+    off_runtime(move || {
+        let found = inner.multi_get(&ukeys, &sv, seq, false)?;
+        Ok(to_vecs(found.unwrap_or_default()))
+    })
+    .await
+}
+
+fn ukey_of(k: &str) -> Vec<u8> {
+    key::ukey(DEFAULT_NS, k.as_bytes())
+}
+
+macro_rules! impl_kv_store {
+    ($t:ty) => {
+        impl KvStore for $t {
+            fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send {
+                let fut = read_many(Arc::clone(&self.db.inner), vec![ukey_of(key)]);
+                async move { Ok(fut.await?.pop().flatten()) }
+            }
+
+            fn set(&self, key: &str, value: Vec<u8>) -> impl Future<Output = Result<()>> + Send {
+                let mut b = WriteBatch::new();
+                b.put(key, value);
+                self.write(b)
+            }
+
+            fn delete(&self, key: &str) -> impl Future<Output = Result<()>> + Send {
+                let mut b = WriteBatch::new();
+                b.delete(key);
+                self.write(b)
+            }
+
+            fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
+                let fut = self.get(key);
+                async move { Ok(fut.await?.is_some()) }
+            }
+
+            fn batch_get(
+                &self,
+                keys: &[&str],
+            ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>>> + Send {
+                read_many(
+                    Arc::clone(&self.db.inner),
+                    keys.iter().map(|k| ukey_of(k)).collect(),
+                )
+            }
+
+            fn batch_set(
+                &self,
+                pairs: Vec<(&str, Vec<u8>)>,
+            ) -> impl Future<Output = Result<()>> + Send {
+                let mut b = WriteBatch::new();
+                for (k, v) in pairs {
+                    b.put(k, v);
+                }
+                self.write(b)
+            }
+        }
+
+        impl $t {
+            /// The engine underneath, for the full synchronous API.
+            pub fn db(&self) -> &Db {
+                &self.db
+            }
+
+            /// Commits a batch without blocking the runtime.
+            pub fn write(
+                &self,
+                batch: WriteBatch,
+            ) -> impl Future<Output = Result<()>> + Send + 'static {
+                let durability = self.db.inner.opts.durability;
+                let fut = self.db.inner.write_async(batch, durability);
+                async move { fut.await.map(|_| ()) }
+            }
+        }
+    };
+}
+
+/// The in-memory store: the engine's memtable with no WAL and no flush.
+/// Reads and writes never touch a disk.
+#[derive(Clone, Debug)]
+pub struct MemoryKvStore {
+    db: Db,
+}
+
+impl MemoryKvStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::with_options(Options::default())
+            .unwrap_or_else(|e| unreachable!("default options are valid: {e}"))
+    }
+
+    /// An empty store with custom options (durability and file settings are ignored).
+    pub fn with_options(options: Options) -> Result<Self> {
+        Ok(MemoryKvStore {
+            db: Db::open_in_memory(options)?,
+        })
+    }
+}
+
+impl Default for MemoryKvStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The persistent store: the LSM engine in a directory, durable by default
+/// (`Durability::Sync`: an acknowledged `set` survives power loss).
+#[derive(Clone, Debug)]
+pub struct PersistKvStore {
+    db: Db,
+}
+
+impl PersistKvStore {
+    /// Opens (creating if missing) the store in `path` with default options.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, Options::default()).await
+    }
+
+    /// Opens the store in `path` with `options`. Recovery runs on the blocking pool.
+    pub async fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Self> {
+        let path: PathBuf = path.as_ref().to_owned();
+        let db = off_runtime(move || Db::open(path, options)).await?;
+        Ok(PersistKvStore { db })
+    }
+
+    /// Closes the store (see [`Db::close`]).
+    pub async fn close(self) -> Result<()> {
+        let db = self.db;
+        off_runtime(move || db.close()).await
+    }
+}
+
+impl_kv_store!(MemoryKvStore);
+impl_kv_store!(PersistKvStore);

@@ -1,0 +1,260 @@
+//! The memtable: a lock-free skiplist (crossbeam-skiplist `SkipMap`) of
+//! internal keys to values, with its memory accounted in bytes.
+//!
+//! Concurrency: any number of readers and writers may use a memtable at
+//! once. In the on-disk engine only the group-commit leader inserts; once a
+//! memtable is made immutable (handed to flush) nobody inserts again.
+//! Values are `Bytes` slices of the write batch that carried them, so an
+//! insert copies the key but not the value.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+
+use bytes::Bytes;
+use crossbeam_skiplist::SkipMap;
+
+use crate::format::TRAILER_SIZE;
+use crate::key;
+
+/// Keys up to this many bytes (namespace + user key + trailer) live inside
+/// the skiplist node, saving a pointer chase per comparison.
+const INLINE_KEY: usize = 38;
+
+/// Bytes charged per entry on top of key and value: node header, tower, value handle.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// An encoded internal key stored in the skiplist, ordered by [`key::compare`].
+#[derive(Clone)]
+pub(crate) enum MemKey {
+    Inline { len: u8, buf: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl MemKey {
+    /// Builds `ukey | trailer`.
+    pub(crate) fn new(ukey: &[u8], trailer: u64) -> MemKey {
+        let len = ukey.len() + TRAILER_SIZE;
+        if len <= INLINE_KEY {
+            let mut buf = [0u8; INLINE_KEY];
+            let (u, rest) = buf.split_at_mut(ukey.len());
+            u.copy_from_slice(ukey);
+            if let Some(t) = rest.get_mut(..TRAILER_SIZE) {
+                t.copy_from_slice(&trailer.to_le_bytes());
+            }
+            MemKey::Inline {
+                len: len as u8,
+                buf,
+            }
+        } else {
+            let mut v = Vec::with_capacity(len);
+            v.extend_from_slice(ukey);
+            v.extend_from_slice(&trailer.to_le_bytes());
+            MemKey::Heap(v.into_boxed_slice())
+        }
+    }
+
+    /// Wraps an already encoded internal key.
+    pub(crate) fn from_ikey(ikey: &[u8]) -> MemKey {
+        match key::split(ikey) {
+            Some((ukey, trailer)) => MemKey::new(ukey, trailer),
+            None => MemKey::Heap(ikey.into()),
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            MemKey::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or_default(),
+            MemKey::Heap(b) => b,
+        }
+    }
+}
+
+impl PartialEq for MemKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for MemKey {}
+
+impl PartialOrd for MemKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MemKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        key::compare(self.as_bytes(), other.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for MemKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MemKey({:?})", self.as_bytes())
+    }
+}
+
+/// One version found by a point lookup.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub(crate) trailer: u64,
+    pub(crate) value: Bytes,
+}
+
+/// A batch of consecutive entries copied out of the skiplist, so iterators
+/// hold no borrow of it between calls.
+#[derive(Debug, Default)]
+pub(crate) struct Chunk {
+    keys: Vec<u8>,
+    ends: Vec<usize>,
+    values: Vec<Bytes>,
+}
+
+impl Chunk {
+    pub(crate) fn clear(&mut self) {
+        self.keys.clear();
+        self.ends.clear();
+        self.values.clear();
+    }
+
+    fn push(&mut self, ikey: &[u8], value: &Bytes) {
+        self.keys.extend_from_slice(ikey);
+        self.ends.push(self.keys.len());
+        self.values.push(value.clone());
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn key(&self, i: usize) -> &[u8] {
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends.get(i - 1).copied().unwrap_or(0)
+        };
+        let end = self.ends.get(i).copied().unwrap_or(start);
+        self.keys.get(start..end).unwrap_or_default()
+    }
+
+    pub(crate) fn value(&self, i: usize) -> Bytes {
+        self.values.get(i).cloned().unwrap_or_default()
+    }
+}
+
+/// A sorted in-memory table of recent writes.
+#[derive(Debug)]
+pub(crate) struct Memtable {
+    map: SkipMap<MemKey, Bytes>,
+    bytes: AtomicUsize,
+    max_seq: AtomicU64,
+    /// The first WAL holding this memtable's writes (0 when there is no WAL).
+    wal_number: u64,
+}
+
+impl Memtable {
+    pub(crate) fn new(wal_number: u64) -> Memtable {
+        Memtable {
+            map: SkipMap::new(),
+            bytes: AtomicUsize::new(0),
+            max_seq: AtomicU64::new(0),
+            wal_number,
+        }
+    }
+
+    pub(crate) fn wal_number(&self) -> u64 {
+        self.wal_number
+    }
+
+    /// Inserts one version. `(ukey, seq)` pairs are unique by construction.
+    pub(crate) fn insert(&self, ukey: &[u8], seq: u64, kind: u8, value: Bytes) {
+        let charge = ukey.len() + TRAILER_SIZE + value.len() + ENTRY_OVERHEAD;
+        self.map
+            .insert(MemKey::new(ukey, key::trailer(seq, kind)), value);
+        self.bytes.fetch_add(charge, AtomicOrdering::Relaxed);
+        self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
+    }
+
+    /// The largest sequence number inserted.
+    pub(crate) fn max_seq(&self) -> u64 {
+        self.max_seq.load(AtomicOrdering::Relaxed)
+    }
+
+    /// The newest version of `ukey` with sequence at most `seq`.
+    pub(crate) fn get(&self, ukey: &[u8], seq: u64) -> Option<Found> {
+        let probe = MemKey::new(ukey, key::trailer(seq, crate::format::KIND_SEEK));
+        let entry = self.map.lower_bound(Bound::Included(&probe))?;
+        let (found_ukey, trailer) = key::split(entry.key().as_bytes())?;
+        (found_ukey == ukey).then(|| Found {
+            trailer,
+            value: entry.value().clone(),
+        })
+    }
+
+    /// Approximate memory used, in bytes.
+    pub(crate) fn approximate_bytes(&self) -> usize {
+        self.bytes.load(AtomicOrdering::Relaxed)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Copies up to `max` entries at or after `from` (ascending) into `out`.
+    pub(crate) fn fill_forward(&self, from: Bound<&MemKey>, max: usize, out: &mut Chunk) {
+        out.clear();
+        for entry in self.map.range((from, Bound::Unbounded)).take(max) {
+            out.push(entry.key().as_bytes(), entry.value());
+        }
+    }
+
+    /// Copies up to `max` entries at or before `from` (descending) into `out`.
+    pub(crate) fn fill_backward(&self, from: Bound<&MemKey>, max: usize, out: &mut Chunk) {
+        out.clear();
+        for entry in self.map.range((Bound::Unbounded, from)).rev().take(max) {
+            out.push(entry.key().as_bytes(), entry.value());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{KIND_DELETE, KIND_PUT};
+
+    #[test]
+    fn get_sees_newest_version_at_or_below_sequence() {
+        let m = Memtable::new(0);
+        m.insert(b"k", 1, KIND_PUT, Bytes::from_static(b"v1"));
+        m.insert(b"k", 5, KIND_PUT, Bytes::from_static(b"v5"));
+        m.insert(b"k", 7, KIND_DELETE, Bytes::new());
+        m.insert(b"j", 9, KIND_PUT, Bytes::from_static(b"j"));
+        assert!(m.get(b"k", 0).is_none());
+        assert_eq!(&m.get(b"k", 4).expect("v1").value[..], b"v1");
+        assert_eq!(&m.get(b"k", 6).expect("v5").value[..], b"v5");
+        assert_eq!(
+            key::kind_of(m.get(b"k", 100).expect("tomb").trailer),
+            KIND_DELETE
+        );
+        assert!(m.get(b"kk", 100).is_none());
+        assert!(m.get(b"", 100).is_none());
+        assert!(m.approximate_bytes() > 0);
+    }
+
+    #[test]
+    fn long_keys_go_to_the_heap_and_still_order() {
+        let m = Memtable::new(0);
+        let long = vec![b'x'; 100];
+        m.insert(&long, 1, KIND_PUT, Bytes::from_static(b"long"));
+        m.insert(b"x", 2, KIND_PUT, Bytes::from_static(b"short"));
+        let mut c = Chunk::default();
+        m.fill_forward(Bound::Unbounded, 10, &mut c);
+        assert_eq!(c.len(), 2);
+        assert_eq!(key::ukey_of(c.key(0)), b"x");
+        assert_eq!(key::ukey_of(c.key(1)), &long[..]);
+        m.fill_backward(Bound::Unbounded, 1, &mut c);
+        assert_eq!(&c.value(0)[..], b"long");
+    }
+}

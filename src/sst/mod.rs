@@ -1,0 +1,18 @@
+//! Sorted string tables: immutable files of sorted internal keys.
+//!
+//! ```text
+//! table := data_block* | filter_block | props_block | index_block | footer
+//! each block is followed by a trailer: compression u8 | crc32 u32
+//! ```
+//! See `docs/format.md` for every byte.
+
+mod block;
+mod builder;
+mod compress;
+pub(crate) mod filter;
+mod props;
+mod table;
+
+pub(crate) use block::Block;
+pub(crate) use builder::TableBuilder;
+pub(crate) use table::{Probe, Table, TableIter};

@@ -1,0 +1,489 @@
+//! Reads a table: footer, resident index and filter, blocks on demand.
+//!
+//! Concurrency: a `Table` is immutable after `open` and shared through
+//! `Arc` by versions and iterators; any number of threads may read it.
+#![deny(clippy::indexing_slicing)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::block::{Block, BlockError, BlockIter};
+use super::compress::decompress;
+use super::filter::BloomFilter;
+use super::props::TableProps;
+use crate::cache::BlockCache;
+use crate::coding::{Decoder, read_u32, read_u64};
+use crate::error::{Error, Result};
+use crate::format::{
+    BLOCK_TRAILER_SIZE, COMPRESSION_NONE, FOOTER_CRC_OFFSET, FOOTER_FILTER_OFFSET,
+    FOOTER_INDEX_OFFSET, FOOTER_MAGIC_OFFSET, FOOTER_PROPS_OFFSET, FOOTER_SIZE,
+    FOOTER_VERSION_OFFSET, SST_FORMAT_VERSION, SST_MAGIC,
+};
+use crate::fs::ReadableFile;
+use crate::iter::InternalIterator;
+use crate::key;
+use crate::memtable::Found;
+
+#[derive(Debug)]
+struct IndexEntry {
+    last_key: Box<[u8]>,
+    offset: u64,
+    size: u64,
+}
+
+/// An open table.
+#[derive(Debug)]
+pub(crate) struct Table {
+    number: u64,
+    path: PathBuf,
+    file: Arc<dyn ReadableFile>,
+    map: Option<Bytes>,
+    /// End of the block area (start of the footer).
+    blocks_end: u64,
+    index: Vec<IndexEntry>,
+    filter: Option<BloomFilter>,
+    props: TableProps,
+    cache: Arc<BlockCache>,
+}
+
+impl Table {
+    /// Opens and checks a table: footer, index, properties. A damaged filter
+    /// is dropped (lookups then read data blocks); anything else damaged is
+    /// `Error::Corruption`.
+    pub(crate) fn open(
+        file: Arc<dyn ReadableFile>,
+        path: PathBuf,
+        number: u64,
+        cache: Arc<BlockCache>,
+        use_mmap: bool,
+    ) -> Result<Table> {
+        let len = file.len();
+        let corrupt = |offset: u64, why: &str| Error::corruption(&path, offset, why.to_owned());
+        let blocks_end = len
+            .checked_sub(FOOTER_SIZE as u64)
+            .ok_or_else(|| corrupt(0, "file shorter than a table footer"))?;
+        let map = if use_mmap { Some(file.map()?) } else { None };
+        let mut footer = [0u8; FOOTER_SIZE];
+        match &map {
+            Some(m) => footer.copy_from_slice(
+                m.get(blocks_end as usize..)
+                    .filter(|f| f.len() == FOOTER_SIZE)
+                    .ok_or_else(|| corrupt(blocks_end, "footer out of range"))?,
+            ),
+            None => file.read_at(blocks_end, &mut footer)?,
+        }
+        if read_u64(&footer, FOOTER_MAGIC_OFFSET) != Some(SST_MAGIC) {
+            return Err(corrupt(blocks_end, "not a strata-kv table (bad magic)"));
+        }
+        let crc_covered = footer.get(..FOOTER_CRC_OFFSET).unwrap_or_default();
+        if read_u32(&footer, FOOTER_CRC_OFFSET) != Some(crc32fast::hash(crc_covered)) {
+            return Err(corrupt(blocks_end, "footer checksum mismatch"));
+        }
+        match read_u32(&footer, FOOTER_VERSION_OFFSET) {
+            Some(v) if v == SST_FORMAT_VERSION => {}
+            v => {
+                return Err(corrupt(
+                    blocks_end,
+                    &format!("unsupported table format version {v:?}"),
+                ));
+            }
+        }
+        let handle = |at: usize| {
+            (
+                read_u64(&footer, at).unwrap_or(0),
+                read_u64(&footer, at + 8).unwrap_or(0),
+            )
+        };
+        let mut table = Table {
+            number,
+            path: path.clone(),
+            file,
+            map,
+            blocks_end,
+            index: Vec::new(),
+            filter: None,
+            props: TableProps::default(),
+            cache,
+        };
+
+        let (off, size) = handle(FOOTER_INDEX_OFFSET);
+        let index = table.read_block(off, size)?;
+        table.index = table.decode_index(index, off)?;
+
+        let (off, size) = handle(FOOTER_PROPS_OFFSET);
+        let props = table.load_raw(off, size)?.0;
+        table.props =
+            TableProps::decode(&props).map_err(|(at, why)| corrupt(off + at as u64, why))?;
+
+        let (off, size) = handle(FOOTER_FILTER_OFFSET);
+        if size > 0 {
+            match table.load_raw(off, size) {
+                Ok((b, _)) => table.filter = BloomFilter::parse(b),
+                Err(e) => log::warn!("{}: ignoring damaged filter: {e}", path.display()),
+            }
+            if table.filter.is_none() {
+                log::warn!("{}: filter unusable; reading without it", path.display());
+            }
+        }
+        Ok(table)
+    }
+
+    fn decode_index(&self, index: Block, offset: u64) -> Result<Vec<IndexEntry>> {
+        let mut it = BlockIter::new(index);
+        let mut out: Vec<IndexEntry> = Vec::new();
+        let mut next_offset = 0u64;
+        it.seek_to_first();
+        while it.valid() {
+            let mut d = Decoder::new(it.value_slice());
+            let (Some(off), Some(size)) = (d.varint(), d.varint()) else {
+                return Err(Error::corruption(
+                    &self.path,
+                    offset,
+                    "bad block handle in index",
+                ));
+            };
+            let end = off
+                .checked_add(size)
+                .and_then(|e| e.checked_add(BLOCK_TRAILER_SIZE as u64));
+            if off != next_offset || end.is_none_or(|e| e > self.blocks_end) {
+                return Err(Error::corruption(
+                    &self.path,
+                    offset,
+                    "index points outside the data area",
+                ));
+            }
+            if out
+                .last()
+                .is_some_and(|p| key::compare(&p.last_key, it.key()).is_ge())
+            {
+                return Err(Error::corruption(
+                    &self.path,
+                    offset,
+                    "index keys out of order",
+                ));
+            }
+            next_offset = end.unwrap_or(0);
+            out.push(IndexEntry {
+                last_key: it.key().into(),
+                offset: off,
+                size,
+            });
+            it.next();
+        }
+        if let Some((at, why)) = it.error() {
+            return Err(Error::corruption(&self.path, offset + at as u64, why));
+        }
+        Ok(out)
+    }
+
+    /// Reads the block at `offset` (of `size` stored bytes), checks its
+    /// trailer and decompresses it. Bypasses the cache.
+    pub(crate) fn read_block(&self, offset: u64, size: u64) -> Result<Block> {
+        self.load_block(offset, size).map(|(b, _)| b)
+    }
+
+    fn load_block(&self, offset: u64, size: u64) -> Result<(Block, bool)> {
+        let (bytes, owned) = self.load_raw(offset, size)?;
+        let block = Block::new(bytes)
+            .map_err(|(at, why)| Error::corruption(&self.path, offset + at as u64, why))?;
+        Ok((block, owned))
+    }
+
+    /// Reads the stored bytes of a block, checks the trailer and
+    /// decompresses. `owned` is false for a view into the memory map.
+    fn load_raw(&self, offset: u64, size: u64) -> Result<(Bytes, bool)> {
+        let corrupt = |at: u64, why: &str| Error::corruption(&self.path, at, why.to_owned());
+        let total = size
+            .checked_add(BLOCK_TRAILER_SIZE as u64)
+            .filter(|t| {
+                offset
+                    .checked_add(*t)
+                    .is_some_and(|end| end <= self.blocks_end)
+            })
+            .ok_or_else(|| corrupt(offset, "block handle outside the file"))?;
+        let raw = match &self.map {
+            Some(m) => m.slice(offset as usize..(offset + total) as usize),
+            None => {
+                let mut buf = vec![0u8; total as usize];
+                self.file.read_at(offset, &mut buf)?;
+                Bytes::from(buf)
+            }
+        };
+        let body_len = size as usize;
+        let kind = *raw
+            .get(body_len)
+            .ok_or_else(|| corrupt(offset, "block trailer missing"))?;
+        let stored = raw.get(..body_len).unwrap_or_default();
+        let mut h = crc32fast::Hasher::new();
+        h.update(stored);
+        h.update(&[kind]);
+        if read_u32(&raw, body_len + 1) != Some(h.finalize()) {
+            return Err(corrupt(offset, "block checksum mismatch"));
+        }
+        if kind == COMPRESSION_NONE {
+            Ok((raw.slice(..body_len), self.map.is_none()))
+        } else {
+            let data = decompress(stored, kind).map_err(|why| corrupt(offset, why))?;
+            Ok((Bytes::from(data), true))
+        }
+    }
+
+    /// Data block `i`, through the block cache.
+    fn data_block(&self, i: usize) -> Result<Block> {
+        let e = self
+            .index
+            .get(i)
+            .ok_or_else(|| Error::corruption(&self.path, 0, "data block index out of range"))?;
+        if let Some(b) = self.cache.get(self.number, e.offset) {
+            return Ok(b);
+        }
+        let (block, owned) = self.load_block(e.offset, e.size)?;
+        self.cache
+            .insert(self.number, e.offset, block.clone(), owned);
+        Ok(block)
+    }
+
+    fn block_error(&self, i: usize, (at, why): BlockError) -> Error {
+        let base = self.index.get(i).map_or(0, |e| e.offset);
+        Error::corruption(&self.path, base + at as u64, why)
+    }
+
+    /// False only if `hash` (of a user key) is certainly not in this table.
+    pub(crate) fn may_contain(&self, hash: u64) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.may_contain(hash))
+    }
+
+    /// Index of the first data block whose last key is >= `target`.
+    fn find_block(&self, target: &[u8]) -> usize {
+        self.index
+            .partition_point(|e| key::compare(&e.last_key, target).is_lt())
+    }
+
+    /// The newest version of `ukey` at or below the sequence in `target`
+    /// (a seek key for `ukey`), checking the filter with `hash` first.
+    /// With `cached_only`, a data block not in the block cache is not read:
+    /// the answer is `Probe::WouldBlock`.
+    pub(crate) fn get(
+        &self,
+        target: &[u8],
+        ukey: &[u8],
+        hash: u64,
+        cached_only: bool,
+    ) -> Result<Probe> {
+        if !self.may_contain(hash) {
+            return Ok(Probe::Absent);
+        }
+        let i = self.find_block(target);
+        let Some(entry) = self.index.get(i) else {
+            return Ok(Probe::Absent);
+        };
+        let block = match self.cache.get(self.number, entry.offset) {
+            Some(b) => b,
+            None if cached_only => return Ok(Probe::WouldBlock),
+            None => self.data_block(i)?,
+        };
+        let mut it = BlockIter::new(block);
+        it.seek(target);
+        if let Some(e) = it.error() {
+            return Err(self.block_error(i, e));
+        }
+        if !it.valid() {
+            return Ok(Probe::Absent);
+        }
+        match key::split(it.key()) {
+            Some((found, trailer)) if found == ukey => Ok(Probe::Found(Found {
+                trailer,
+                value: it.value(),
+            })),
+            _ => Ok(Probe::Absent),
+        }
+    }
+}
+
+/// The outcome of a point lookup in one source.
+#[derive(Debug)]
+pub(crate) enum Probe {
+    Found(Found),
+    Absent,
+    /// Answering would need I/O, and the caller asked for none.
+    WouldBlock,
+}
+
+/// A cursor over one table.
+pub(crate) struct TableIter {
+    table: Arc<Table>,
+    block: usize,
+    data: Option<BlockIter>,
+    err: Option<Error>,
+}
+
+impl TableIter {
+    pub(crate) fn new(table: Arc<Table>) -> Self {
+        TableIter {
+            table,
+            block: 0,
+            data: None,
+            err: None,
+        }
+    }
+
+    fn load(&mut self, i: usize) -> bool {
+        self.block = i;
+        match self.table.data_block(i) {
+            Ok(b) => {
+                self.data = Some(BlockIter::new(b));
+                true
+            }
+            Err(e) => {
+                self.err = Some(e);
+                self.data = None;
+                false
+            }
+        }
+    }
+
+    fn check_block_error(&mut self) -> bool {
+        if let Some(e) = self.data.as_ref().and_then(BlockIter::error) {
+            self.err = Some(self.table.block_error(self.block, e));
+            self.data = None;
+            return true;
+        }
+        false
+    }
+
+    fn skip_forward(&mut self) {
+        loop {
+            if self.check_block_error() {
+                return;
+            }
+            match &self.data {
+                Some(d) if d.valid() => return,
+                None => return,
+                Some(_) => {}
+            }
+            let next = self.block + 1;
+            if next >= self.table.index.len() {
+                self.data = None;
+                return;
+            }
+            if !self.load(next) {
+                return;
+            }
+            if let Some(d) = &mut self.data {
+                d.seek_to_first();
+            }
+        }
+    }
+
+    fn skip_backward(&mut self) {
+        loop {
+            if self.check_block_error() {
+                return;
+            }
+            match &self.data {
+                Some(d) if d.valid() => return,
+                None => return,
+                Some(_) => {}
+            }
+            if self.block == 0 {
+                self.data = None;
+                return;
+            }
+            if !self.load(self.block - 1) {
+                return;
+            }
+            if let Some(d) = &mut self.data {
+                d.seek_to_last();
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.err = None;
+        self.data = None;
+    }
+}
+
+impl InternalIterator for TableIter {
+    fn seek(&mut self, target: &[u8]) {
+        self.reset();
+        let i = self.table.find_block(target);
+        if i < self.table.index.len() && self.load(i) {
+            if let Some(d) = &mut self.data {
+                d.seek(target);
+            }
+            self.skip_forward();
+        }
+    }
+
+    fn seek_to_first(&mut self) {
+        self.reset();
+        if !self.table.index.is_empty() && self.load(0) {
+            if let Some(d) = &mut self.data {
+                d.seek_to_first();
+            }
+            self.skip_forward();
+        }
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) {
+        self.reset();
+        let n = self.table.index.len();
+        if n == 0 {
+            return;
+        }
+        let i = self.table.find_block(target).min(n - 1);
+        if self.load(i) {
+            if let Some(d) = &mut self.data {
+                d.seek_for_prev(target);
+            }
+            self.skip_backward();
+        }
+    }
+
+    fn seek_to_last(&mut self) {
+        self.reset();
+        let n = self.table.index.len();
+        if n > 0 && self.load(n - 1) {
+            if let Some(d) = &mut self.data {
+                d.seek_to_last();
+            }
+            self.skip_backward();
+        }
+    }
+
+    fn next(&mut self) {
+        if let Some(d) = &mut self.data {
+            d.next();
+            self.skip_forward();
+        }
+    }
+
+    fn prev(&mut self) {
+        if let Some(d) = &mut self.data {
+            d.prev();
+            self.skip_backward();
+        }
+    }
+
+    fn valid(&self) -> bool {
+        self.data.as_ref().is_some_and(BlockIter::valid)
+    }
+
+    fn key(&self) -> &[u8] {
+        self.data.as_ref().map_or(&[], BlockIter::key)
+    }
+
+    fn value(&self) -> Bytes {
+        self.data.as_ref().map_or_else(Bytes::new, BlockIter::value)
+    }
+
+    fn status(&self) -> Result<()> {
+        match &self.err {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+}
