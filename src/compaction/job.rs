@@ -118,6 +118,13 @@ impl DbInner {
         self.bg.acquire_compaction(self)?;
         let result = self.compact_range_locked(lo, hi);
         self.bg.release_compaction();
+        if let Err(e) = &result
+            && !matches!(e, Error::Closed)
+        {
+            // As in the background: after a failed write or sync the state
+            // of the files is unknown, so the database stops writing.
+            self.set_poison(e);
+        }
         result
     }
 

@@ -106,6 +106,8 @@ impl SplitMix64 {
 struct FaultState {
     plan: Mutex<Plan>,
     counts: [AtomicU64; 4],
+    /// Microseconds every file sync takes (a disk's fdatasync latency).
+    sync_latency_us: AtomicU64,
 }
 
 impl FaultState {
@@ -178,6 +180,13 @@ impl FaultFs {
         self.state.plan.lock().random = Some((ppm, SplitMix64::new(seed)));
     }
 
+    /// Makes every file sync take `latency`, as a real disk's fdatasync does
+    /// (group commit has something to amortise).
+    pub fn set_sync_latency(&self, latency: std::time::Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.state.sync_latency_us.store(us, Ordering::Relaxed);
+    }
+
     /// Removes every planned fault.
     pub fn clear_faults(&self) {
         *self.state.plan.lock() = Plan::default();
@@ -245,6 +254,10 @@ impl WritableFile for FaultWritable {
 
     fn sync(&self) -> Result<()> {
         self.fs.check(FaultOp::Sync, &self.path)?;
+        let us = self.fs.state.sync_latency_us.load(Ordering::Relaxed);
+        if us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(us));
+        }
         self.inner.sync()
     }
 }

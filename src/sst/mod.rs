@@ -12,6 +12,8 @@ mod compress;
 pub(crate) mod filter;
 mod props;
 mod table;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use block::Block;
 pub(crate) use builder::TableBuilder;

@@ -250,6 +250,11 @@ impl Table {
         Error::corruption(&self.path, base + at as u64, why)
     }
 
+    #[cfg(test)]
+    pub(crate) fn data_blocks(&self) -> usize {
+        self.index.len()
+    }
+
     /// False only if `hash` (of a user key) is certainly not in this table.
     pub(crate) fn may_contain(&self, hash: u64) -> bool {
         self.filter.as_ref().is_none_or(|f| f.may_contain(hash))

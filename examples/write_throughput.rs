@@ -1,0 +1,101 @@
+//! Write throughput: synced writes from 1, 4 and 16 concurrent writers
+//! (group commit at work), and buffered writes, on the real disk.
+//!
+//! ```text
+//! cargo run --release --example write_throughput [-- --seconds 3 --dir /path/on/the/disk/to/test]
+//! ```
+//! Each configuration runs in a fresh database for the given time; keys are
+//! 16 bytes, values 100 bytes. Figures go in docs/benchmarks.md.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use strata_kv::{Db, Durability, Options};
+
+fn run(dir: &std::path::Path, writers: usize, durability: Durability, secs: f64) -> (f64, u64) {
+    let path = dir.join(format!("w{writers}-{durability:?}"));
+    let db = Db::open(&path, Options::default().durability(durability)).expect("open");
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..writers)
+        .map(|t| {
+            let (db, stop, done) = (db.clone(), Arc::clone(&stop), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let value = [7u8; 100];
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("{t:04}{i:012}");
+                    db.put(key.as_bytes(), value).expect("put");
+                    i += 1;
+                }
+                done.fetch_add(i, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("writer");
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let ops = done.load(Ordering::Relaxed);
+    let syncs = db.stats().wal_syncs;
+    db.close().expect("close");
+    let _ = std::fs::remove_dir_all(&path);
+    (ops as f64 / elapsed, syncs)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let secs: f64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let base = arg("--dir").map(std::path::PathBuf::from);
+    let tmp = tempfile::tempdir_in(base.unwrap_or_else(std::env::temp_dir)).expect("tempdir");
+    println!(
+        "write throughput, {secs} s per run, in {}",
+        tmp.path().display()
+    );
+    println!(
+        "{:<10} {:>8} {:>14} {:>12} {:>10}",
+        "mode", "writers", "writes/s", "fdatasyncs", "per sync"
+    );
+    let mut single = 0.0;
+    for (durability, writers) in [
+        (Durability::Sync, 1),
+        (Durability::Sync, 4),
+        (Durability::Sync, 16),
+        (Durability::Buffered, 1),
+        (Durability::Buffered, 4),
+    ] {
+        let (rate, syncs) = run(tmp.path(), writers, durability, secs);
+        if durability == Durability::Sync && writers == 1 {
+            single = rate;
+        }
+        let per_sync = if syncs > 0 {
+            rate * secs / syncs as f64
+        } else {
+            0.0
+        };
+        println!(
+            "{:<10} {:>8} {:>14.0} {:>12} {:>10.1}",
+            format!("{durability:?}"),
+            writers,
+            rate,
+            syncs,
+            per_sync
+        );
+        if durability == Durability::Sync && writers == 16 && single > 0.0 {
+            println!(
+                "           16 synced writers / 1 synced writer = {:.1}x",
+                rate / single
+            );
+        }
+    }
+}
