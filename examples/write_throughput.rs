@@ -67,13 +67,18 @@ fn main() {
         "mode", "writers", "writes/s", "fdatasyncs", "per sync"
     );
     let mut single = 0.0;
-    for (durability, writers) in [
+    let only: Option<usize> = arg("--only-sync").and_then(|s| s.parse().ok());
+    let configs = [
         (Durability::Sync, 1),
         (Durability::Sync, 4),
         (Durability::Sync, 16),
         (Durability::Buffered, 1),
         (Durability::Buffered, 4),
-    ] {
+    ];
+    for (durability, writers) in configs
+        .into_iter()
+        .filter(|(d, w)| only.is_none_or(|o| *d == Durability::Sync && *w == o))
+    {
         let (rate, syncs) = run(tmp.path(), writers, durability, secs);
         if durability == Durability::Sync && writers == 1 {
             single = rate;

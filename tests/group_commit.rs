@@ -33,6 +33,7 @@ fn eight_threads_of_synced_writes_share_fdatasyncs_and_survive_power_loss() {
         t.join().expect("writer");
     }
     let syncs = fs.count(FaultOp::Sync) - syncs_before;
+    eprintln!("{syncs} fdatasyncs");
     assert!(
         syncs < 1600 / 4,
         "{syncs} fdatasyncs for 1600 synced writes"

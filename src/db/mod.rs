@@ -21,6 +21,7 @@
 mod background;
 mod flush;
 mod open;
+mod queue;
 mod read;
 mod write;
 
@@ -34,8 +35,9 @@ use parking_lot::Mutex;
 
 pub(crate) use background::Background;
 pub(crate) use flush::write_table;
+pub(crate) use queue::CommitQueue;
 pub(crate) use read::SuperVersion;
-pub(crate) use write::{CommitQueue, WriterState};
+pub(crate) use write::WriterState;
 
 use crate::batch::{DEFAULT_NS, WriteBatch};
 use crate::compaction::Pointers;

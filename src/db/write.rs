@@ -1,30 +1,24 @@
 //! The write path: group commit.
 //!
-//! Writers queue their batches. One of them, the *leader*, takes the whole
-//! queue (up to `MAX_GROUP_BYTES`), assigns sequence numbers in queue order,
-//! appends every batch to the WAL as one record each in a single write,
-//! issues one fdatasync if any batch asked for `Durability::Sync`, inserts
-//! the batches into the memtable, publishes the new sequence and wakes the
-//! others. A thread that led a group then hands leadership to the next
-//! queued writer; async writers are led by a dedicated commit thread so that
-//! no async task ever waits in fdatasync.
+//! Writers queue their batches (`queue.rs`). One of them, the *leader*,
+//! takes the whole queue (up to `MAX_GROUP_BYTES`), assigns sequence numbers
+//! in queue order, appends every batch to the WAL as one record each in a
+//! single write, issues one fdatasync if any batch asked for
+//! `Durability::Sync`, inserts them into the memtable, publishes the new
+//! sequence and wakes the group. Async writers are led by a dedicated
+//! commit thread so no async task ever waits in fdatasync.
 //!
-//! Concurrency: `CommitQueue::state` guards the queue and the leader flag;
-//! `DbInner::writer` is held by the leader for the whole group and guards
-//! the WAL, the last assigned sequence and memtable switches.
+//! Concurrency: `DbInner::writer` is held by the leader while it appends;
+//! it guards the WAL, the last assigned sequence and memtable switches.
 
-use std::collections::VecDeque;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Waker};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex};
 
+use super::queue::{CommitFuture, Pending, Slot, commit_thread, complete};
 use super::{DbInner, SuperVersion};
 use crate::batch::WriteBatch;
 use crate::compaction::Pressure;
@@ -62,107 +56,6 @@ impl WriterState {
     }
 }
 
-enum Slot {
-    Waiting,
-    /// The previous leader handed leadership to this writer.
-    Promoted,
-    Done(Result<u64>),
-}
-
-/// One queued write.
-struct Pending {
-    batch: Mutex<Option<WriteBatch>>,
-    sync: bool,
-    is_async: bool,
-    slot: Mutex<(Slot, Option<Waker>)>,
-    cv: Condvar,
-}
-
-impl Pending {
-    fn new(batch: WriteBatch, sync: bool, is_async: bool) -> Arc<Self> {
-        Arc::new(Pending {
-            batch: Mutex::new(Some(batch)),
-            sync,
-            is_async,
-            slot: Mutex::new((Slot::Waiting, None)),
-            cv: Condvar::new(),
-        })
-    }
-
-    fn set(&self, slot: Slot) {
-        let mut s = self.slot.lock();
-        s.0 = slot;
-        let waker = s.1.take();
-        drop(s);
-        self.cv.notify_one();
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-}
-
-#[derive(Default)]
-struct QueueState {
-    pending: VecDeque<Arc<Pending>>,
-    leader_active: bool,
-    /// The commit thread should take leadership.
-    wake_committer: bool,
-    shutdown: bool,
-}
-
-/// The queue of writers waiting for group commit.
-#[derive(Default)]
-pub(crate) struct CommitQueue {
-    state: Mutex<QueueState>,
-    committer_cv: Condvar,
-    committer: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl CommitQueue {
-    /// Fails every queued writer with `Error::Closed` and stops the commit thread.
-    pub(crate) fn shutdown(&self) {
-        let drained: Vec<_> = {
-            let mut q = self.state.lock();
-            q.shutdown = true;
-            q.pending.drain(..).collect()
-        };
-        for p in drained {
-            p.set(Slot::Done(Err(Error::Closed)));
-        }
-        self.committer_cv.notify_all();
-        if let Some(h) = self.committer.lock().take()
-            && h.thread().id() != std::thread::current().id()
-        {
-            let _ = h.join();
-        }
-    }
-}
-
-impl std::fmt::Debug for CommitQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CommitQueue").finish_non_exhaustive()
-    }
-}
-
-/// Resolves when an async write is committed.
-struct CommitFuture(Arc<Pending>);
-
-impl Future for CommitFuture {
-    type Output = Result<u64>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<u64>> {
-        let mut s = self.0.slot.lock();
-        match std::mem::replace(&mut s.0, Slot::Waiting) {
-            Slot::Done(r) => Poll::Ready(r),
-            other => {
-                s.0 = other;
-                s.1 = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
-    }
-}
-
 impl DbInner {
     fn validate(&self, batch: &WriteBatch) -> Result<()> {
         if let Some((_, e)) = batch.invalid().first() {
@@ -195,15 +88,19 @@ impl DbInner {
             !std::mem::replace(&mut q.leader_active, true)
         };
         if lead {
-            self.lead(false);
+            self.lead(Some(&p));
         }
         loop {
             let mut s = p.slot.lock();
             match std::mem::replace(&mut s.0, Slot::Waiting) {
-                Slot::Done(r) => return r,
+                Slot::Done(r) => {
+                    drop(s);
+                    p.pass_wake_on();
+                    return r;
+                }
                 Slot::Promoted => {
                     drop(s);
-                    self.lead(false);
+                    self.lead(Some(&p));
                 }
                 Slot::Waiting => p.cv.wait(&mut s),
             }
@@ -274,68 +171,80 @@ impl DbInner {
         }
     }
 
-    /// Leads groups. A writer thread leads one group, then hands over; the
-    /// commit thread leads until the queue is empty.
-    fn lead(&self, committer: bool) {
+    /// Leads groups: takes the queue, appends it, syncs it, publishes it and
+    /// wakes its writers. A writer thread leads one group and hands over to
+    /// the next queued writer; the commit thread leads until the queue is
+    /// empty.
+    /// `me` is the leading writer's own request (`None` for the commit thread).
+    pub(super) fn lead(&self, me: Option<&Arc<Pending>>) {
+        let committer = me.is_none();
         loop {
-            let group = {
+            let group = self.take_group();
+            if group.is_empty() {
                 let mut q = self.queue.state.lock();
-                let mut group = Vec::new();
-                let mut bytes = 0;
-                while let Some(p) = q.pending.front() {
-                    let size = p.batch.lock().as_ref().map_or(0, |b| b.rep().len());
-                    if !group.is_empty() && bytes + size > MAX_GROUP_BYTES {
-                        break;
-                    }
-                    bytes += size;
-                    group.extend(q.pending.pop_front());
+                if q.pending.is_empty() {
+                    q.leader_active = false;
+                    return;
                 }
-                group
-            };
-            self.commit_group(&group);
-            let mut q = self.queue.state.lock();
-            let Some(head) = q.pending.front() else {
-                q.leader_active = false;
-                return;
-            };
-            if committer {
                 continue;
             }
-            if head.is_async {
+            let batches: Vec<WriteBatch> =
+                group.iter().filter_map(|p| p.batch.lock().take()).collect();
+            let sync = group.iter().any(|p| p.sync);
+            let outcome = {
+                let mut ws = self.writer.lock();
+                self.commit_locked(&mut ws, batches, sync)
+            };
+            complete(&group, outcome, me);
+            if !self.hand_over(committer) {
+                return;
+            }
+        }
+    }
+
+    fn take_group(&self) -> Vec<Arc<Pending>> {
+        let mut q = self.queue.state.lock();
+        let mut group = Vec::new();
+        let mut bytes = 0;
+        while let Some(p) = q.pending.front() {
+            let size = p.batch.lock().as_ref().map_or(0, |b| b.rep().len());
+            if !group.is_empty() && bytes + size > MAX_GROUP_BYTES {
+                break;
+            }
+            bytes += size;
+            group.extend(q.pending.pop_front());
+        }
+        group
+    }
+
+    /// Passes leadership to the next queued writer (or the commit thread
+    /// for async writers), unless `keep` and writers are queued. Returns
+    /// true if the caller should lead again.
+    fn hand_over(&self, keep: bool) -> bool {
+        let mut q = self.queue.state.lock();
+        match q.pending.front() {
+            None => {
+                q.leader_active = false;
+                false
+            }
+            Some(_) if keep => true,
+            Some(head) if head.is_async => {
                 q.wake_committer = true;
-                drop(q);
                 self.queue.committer_cv.notify_one();
-            } else {
+                false
+            }
+            Some(head) => {
                 let head = Arc::clone(head);
                 drop(q);
                 head.set(Slot::Promoted);
-            }
-            return;
-        }
-    }
-
-    fn commit_group(&self, group: &[Arc<Pending>]) {
-        let batches: Vec<WriteBatch> = group.iter().filter_map(|p| p.batch.lock().take()).collect();
-        let sync = group.iter().any(|p| p.sync);
-        let result = {
-            let mut ws = self.writer.lock();
-            self.commit_locked(&mut ws, batches, sync)
-        };
-        match result {
-            Ok(lasts) => {
-                for (p, last) in group.iter().zip(lasts) {
-                    p.set(Slot::Done(Ok(last)));
-                }
-            }
-            Err(e) => {
-                for p in group {
-                    p.set(Slot::Done(Err(e.clone())));
-                }
+                false
             }
         }
     }
 
-    /// Writes a group with the writer lock held; returns each batch's last sequence.
+    /// With the writer lock held: makes room, numbers the batches, appends
+    /// them to the WAL in one write (and one fdatasync if `sync`), inserts
+    /// them into the memtable and publishes them. Returns each batch's last sequence.
     fn commit_locked(
         &self,
         ws: &mut WriterState,
@@ -360,26 +269,27 @@ impl DbInner {
             for b in &batches {
                 wal.encode_record(b.rep(), &mut ws.buf);
             }
-            let written = wal
-                .append(&ws.buf)
-                .and_then(|()| if sync { wal.sync() } else { Ok(()) });
-            if let Err(e) = written {
+            if let Err(e) = wal.append(&ws.buf) {
                 // The WAL's tail is now unknown: nothing more may follow it.
                 self.set_poison(&e);
                 return Err(e);
             }
+            if sync {
+                if let Err(e) = wal.sync() {
+                    // After a failed fdatasync the WAL's state is unknown.
+                    self.set_poison(&e);
+                    return Err(e);
+                }
+                self.stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
+            }
             self.stats
                 .wal_bytes
                 .fetch_add(ws.buf.len() as u64, Ordering::Relaxed);
-            if sync {
-                self.stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
-            }
         }
         let mem = Arc::clone(&self.super_version.load().mem);
         for b in batches {
-            let first = ws.last_seq + 1;
             let rep = Bytes::from(b.into_rep());
-            insert_batch(&mem, &rep, first, &mut ws.ukey);
+            insert_batch(&mem, &rep, ws.last_seq + 1, &mut ws.ukey);
             ws.last_seq += u64::from(read_count(&rep));
         }
         debug_assert_eq!(ws.last_seq, seq);
@@ -467,6 +377,7 @@ impl DbInner {
         let number = versions.lock().new_file_number();
         let path = self.dir.join(wal_name(number));
         let file = self.fs.create(&path)?;
+        file.preallocate(self.wal_preallocation())?;
         let wal = LogWriter::new(Arc::clone(&file), number, LOG_KIND_WAL)?;
         self.fs.sync_dir(&self.dir)?;
         ws.wal = Some(wal);
@@ -482,6 +393,12 @@ impl DbInner {
         });
         self.bg.notify_all();
         Ok(())
+    }
+
+    /// Bytes reserved for a new WAL: about what a memtable's worth of
+    /// writes takes, capped so small databases do not hold large files.
+    pub(crate) fn wal_preallocation(&self) -> u64 {
+        (self.opts.write_buffer_size as u64).min(64 << 20)
     }
 
     /// Flushes the active memtable (if it holds anything) and waits until
@@ -518,21 +435,5 @@ pub(crate) fn insert_batch(mem: &Memtable, rep: &Bytes, first: u64, ukey: &mut V
         ukey.clear();
         key::push_ukey(ukey, op.ns, op.key);
         mem.insert(ukey, seq, op.kind, rep.slice(op.value_range));
-    }
-}
-
-fn commit_thread(db: Arc<DbInner>) {
-    loop {
-        {
-            let mut q = db.queue.state.lock();
-            while !q.wake_committer && !q.shutdown {
-                db.queue.committer_cv.wait(&mut q);
-            }
-            if q.shutdown {
-                return;
-            }
-            q.wake_committer = false;
-        }
-        db.lead(true);
     }
 }

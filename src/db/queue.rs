@@ -1,0 +1,195 @@
+//! The group-commit queue: writers waiting to be committed, leadership
+//! hand-over, and waking a finished group.
+//!
+//! Concurrency: `CommitQueue::state` guards the queue, the leader flag and
+//! the commit thread's wake-up flag. Each queued write has its own slot
+//! (mutex + condvar) that the leader fills and the writer waits on.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::DbInner;
+use crate::batch::WriteBatch;
+use crate::error::{Error, Result};
+
+pub(super) enum Slot {
+    Waiting,
+    /// The previous leader handed leadership to this writer.
+    Promoted,
+    Done(Result<u64>),
+}
+
+/// One queued write.
+pub(super) struct Pending {
+    pub(super) batch: Mutex<Option<WriteBatch>>,
+    pub(super) sync: bool,
+    pub(super) is_async: bool,
+    pub(super) slot: Mutex<(Slot, Option<Waker>)>,
+    pub(super) cv: Condvar,
+    /// Writers of the same group to wake once this one is awake: the
+    /// leader wakes one writer and the wake-ups fan out as a binary tree, so
+    /// waking a group costs the leader one wake-up and takes log2(n) steps.
+    chain: Mutex<Vec<Arc<Pending>>>,
+}
+
+impl Pending {
+    pub(super) fn new(batch: WriteBatch, sync: bool, is_async: bool) -> Arc<Self> {
+        Arc::new(Pending {
+            batch: Mutex::new(Some(batch)),
+            sync,
+            is_async,
+            slot: Mutex::new((Slot::Waiting, None)),
+            cv: Condvar::new(),
+            chain: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub(super) fn set(&self, slot: Slot) {
+        self.set_quietly(slot);
+        self.wake();
+    }
+
+    /// Sets the slot without waking the waiter (a chain wake follows).
+    fn set_quietly(&self, slot: Slot) {
+        self.slot.lock().0 = slot;
+    }
+
+    pub(super) fn wake(&self) {
+        let waker = self.slot.lock().1.take();
+        self.cv.notify_one();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Called by a woken writer: wakes the next one of its group.
+    pub(super) fn pass_wake_on(&self) {
+        let next = std::mem::take(&mut *self.chain.lock());
+        for p in next {
+            p.wake();
+        }
+    }
+}
+
+/// Records a group's outcome and wakes its writers: async ones directly,
+/// threads by a chain starting at the first. `leader` (if in the group) is
+/// awake already.
+pub(super) fn complete(
+    group: &[Arc<Pending>],
+    outcome: Result<Vec<u64>>,
+    leader: Option<&Arc<Pending>>,
+) {
+    let results: Vec<Result<u64>> = match outcome {
+        Ok(lasts) => lasts.into_iter().map(Ok).collect(),
+        Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let mut sleepers: Vec<&Arc<Pending>> = Vec::new();
+    for (p, r) in group.iter().zip(results) {
+        p.set_quietly(Slot::Done(r));
+        if leader.is_some_and(|l| Arc::ptr_eq(l, p)) {
+            continue;
+        }
+        if p.is_async {
+            p.wake();
+        } else {
+            sleepers.push(p);
+        }
+    }
+    for (i, p) in sleepers.iter().enumerate() {
+        let children = [2 * i + 1, 2 * i + 2];
+        let mut chain = p.chain.lock();
+        chain.extend(
+            children
+                .iter()
+                .filter_map(|&c| sleepers.get(c))
+                .map(|c| Arc::clone(c)),
+        );
+    }
+    if let Some(first) = sleepers.first() {
+        first.wake();
+    }
+}
+
+#[derive(Default)]
+pub(super) struct QueueState {
+    pub(super) pending: VecDeque<Arc<Pending>>,
+    pub(super) leader_active: bool,
+    /// The commit thread should take leadership.
+    pub(super) wake_committer: bool,
+    pub(super) shutdown: bool,
+}
+
+/// The queue of writers waiting for group commit.
+#[derive(Default)]
+pub(crate) struct CommitQueue {
+    pub(super) state: Mutex<QueueState>,
+    pub(super) committer_cv: Condvar,
+    pub(super) committer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl CommitQueue {
+    /// Fails every queued writer with `Error::Closed` and stops the commit thread.
+    pub(crate) fn shutdown(&self) {
+        let drained: Vec<_> = {
+            let mut q = self.state.lock();
+            q.shutdown = true;
+            q.pending.drain(..).collect()
+        };
+        for p in drained {
+            p.set(Slot::Done(Err(Error::Closed)));
+        }
+        self.committer_cv.notify_all();
+        if let Some(h) = self.committer.lock().take()
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for CommitQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitQueue").finish_non_exhaustive()
+    }
+}
+
+/// Resolves when an async write is committed.
+pub(super) struct CommitFuture(pub(super) Arc<Pending>);
+
+impl Future for CommitFuture {
+    type Output = Result<u64>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<u64>> {
+        let mut s = self.0.slot.lock();
+        match std::mem::replace(&mut s.0, Slot::Waiting) {
+            Slot::Done(r) => Poll::Ready(r),
+            other => {
+                s.0 = other;
+                s.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+pub(super) fn commit_thread(db: Arc<DbInner>) {
+    loop {
+        {
+            let mut q = db.queue.state.lock();
+            while !q.wake_committer && !q.shutdown {
+                db.queue.committer_cv.wait(&mut q);
+            }
+            if q.shutdown {
+                return;
+            }
+            q.wake_committer = false;
+        }
+        db.lead(None);
+    }
+}
