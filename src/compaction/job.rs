@@ -22,11 +22,11 @@ impl DbInner {
         let _g = self.sv_update.lock();
         let version = versions.lock().log_and_apply(edit)?;
         let cur = self.super_version.load_full();
-        self.super_version.store(Arc::new(SuperVersion {
+        self.store_super_version(SuperVersion {
             mem: Arc::clone(&cur.mem),
             imm: cur.imm.clone(),
             version,
-        }));
+        });
         drop(_g);
         self.bg.notify_all();
         Ok(())

@@ -97,11 +97,11 @@ impl DbInner {
                 ..VersionEdit::default()
             };
             let version = versions.lock().log_and_apply(edit)?;
-            self.super_version.store(Arc::new(SuperVersion {
+            self.store_super_version(SuperVersion {
                 mem: Arc::clone(&cur.mem),
                 imm: rest.to_vec(),
                 version,
-            }));
+            });
             next_wal
         };
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);

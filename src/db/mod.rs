@@ -91,6 +91,8 @@ pub(crate) struct DbInner {
     /// No WAL, no tables: the in-memory mode.
     pub(crate) in_memory: bool,
     pub(crate) super_version: ArcSwap<SuperVersion>,
+    /// Bumped after every new super-version is stored (see `read_view`).
+    pub(crate) sv_generation: AtomicU64,
     pub(crate) sv_update: Mutex<()>,
     pub(crate) visible_seq: AtomicU64,
     pub(crate) snapshots: SnapshotList,
@@ -148,7 +150,13 @@ impl DbInner {
     pub(crate) fn update_super_version(&self, f: impl FnOnce(&SuperVersion) -> SuperVersion) {
         let _g = self.sv_update.lock();
         let next = f(&self.super_version.load());
-        self.super_version.store(Arc::new(next));
+        self.store_super_version(next);
+    }
+
+    /// Stores a super-version; the caller holds `sv_update`.
+    pub(crate) fn store_super_version(&self, sv: SuperVersion) {
+        self.super_version.store(Arc::new(sv));
+        self.sv_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Stops the engine: later calls fail with `Error::Closed`. Syncs the

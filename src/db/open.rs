@@ -42,6 +42,7 @@ fn new_inner(
             imm: Vec::new(),
             version,
         }),
+        sv_generation: AtomicU64::new(0),
         sv_update: Mutex::new(()),
         visible_seq: AtomicU64::new(last_seq),
         snapshots: SnapshotList::default(),
@@ -221,11 +222,11 @@ impl DbInner {
         *self.wal_file.lock() = Some(file);
         *self.writer.lock() = WriterState::new(Some(wal), wal_number, replay.last_seq);
         self.visible_seq.store(replay.last_seq, Ordering::Release);
-        self.super_version.store(Arc::new(SuperVersion {
+        self.store_super_version(SuperVersion {
             mem: Arc::new(Memtable::new(wal_number)),
             imm: Vec::new(),
             version,
-        }));
+        });
         Ok(())
     }
 

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::DbInner;
 use crate::batch::ttl_expiry;
 use crate::error::Result;
-use crate::format::{EXPIRY_SIZE, KIND_PUT, KIND_PUT_TTL};
+use crate::format::{EXPIRY_SIZE, KIND_PUT, KIND_PUT_TTL, KIND_SEEK};
 use crate::hash::hash_key;
 use crate::iter::{Bounds, InternalIterator, Iter, IterState, LevelIter, MemIter, MergingIterator};
 use crate::key;
@@ -80,7 +81,9 @@ impl SuperVersion {
         if self.version.levels.iter().all(Vec::is_empty) {
             return Ok(Probe::Absent);
         }
-        let target = key::seek_key(ukey, seq);
+        let mut target: SmallVec<[u8; 96]> = SmallVec::new();
+        target.extend_from_slice(ukey);
+        target.extend_from_slice(&key::trailer(seq, KIND_SEEK).to_le_bytes());
         let hash = hash.unwrap_or_else(|| hash_key(ukey));
         self.version.get(&target, ukey, hash, cached_only)
     }
@@ -119,12 +122,16 @@ pub(crate) fn resolve(found: Found, now_ms: u64) -> Option<Bytes> {
 }
 
 impl DbInner {
-    /// A super-version and a sequence that it fully covers.
+    /// A super-version and a sequence that it fully covers. A memtable
+    /// switch stores the new super-version (and bumps the generation)
+    /// before anything in the new memtable is published, so if the
+    /// generation did not move while the sequence was read, the pair holds.
     pub(crate) fn read_view(&self) -> (Arc<SuperVersion>, u64) {
         loop {
+            let generation = self.sv_generation.load(Ordering::Acquire);
             let sv = self.super_version.load_full();
             let seq = self.visible_seq.load(Ordering::Acquire);
-            if Arc::ptr_eq(&sv, &self.super_version.load()) {
+            if self.sv_generation.load(Ordering::Acquire) == generation {
                 return (sv, seq);
             }
         }
@@ -133,17 +140,24 @@ impl DbInner {
     /// Finds the newest version of `ukey` visible at `seq` (or now).
     pub(crate) fn get_found(&self, ukey: &[u8], seq: Option<u64>) -> Result<Option<Found>> {
         self.check_open()?;
-        match seq {
-            Some(seq) => self.super_version.load().get(ukey, seq),
-            None => {
-                let (sv, seq) = self.read_view();
-                sv.get(ukey, seq)
+        if let Some(seq) = seq {
+            return self.super_version.load().get(ukey, seq);
+        }
+        // As `read_view`, without taking a reference count.
+        loop {
+            let generation = self.sv_generation.load(Ordering::Acquire);
+            let sv = self.super_version.load();
+            let seq = self.visible_seq.load(Ordering::Acquire);
+            if self.sv_generation.load(Ordering::Acquire) == generation {
+                return sv.get(ukey, seq);
             }
         }
     }
 
     pub(crate) fn get(&self, ns: u32, key: &[u8], seq: Option<u64>) -> Result<Option<Value>> {
-        let ukey = key::ukey(ns, key);
+        let mut ukey: SmallVec<[u8; 88]> = SmallVec::new();
+        ukey.extend_from_slice(&ns.to_be_bytes());
+        ukey.extend_from_slice(key);
         let found = self.get_found(&ukey, seq)?;
         Ok(found
             .and_then(|f| resolve(f, self.now_ms()))

@@ -155,24 +155,35 @@ impl Block {
             .data
             .get(pos..self.entries_end)
             .ok_or((pos, "entry offset out of range"))?;
-        let mut d = Decoder::new(entries);
         let bad = (pos, "malformed block entry");
-        let shared = d.varint().ok_or(bad)? as usize;
-        let unshared = d.length().ok_or(bad)?;
-        let value_len = d.varint().ok_or(bad)? as usize;
+        // Almost every entry's three lengths fit one varint byte each.
+        let (shared, unshared, value_len, header) = match entries {
+            [a, b, c, ..] if (a | b | c) & 0x80 == 0 => {
+                (usize::from(*a), usize::from(*b), usize::from(*c), 3)
+            }
+            _ => {
+                let mut d = Decoder::new(entries);
+                let shared = d.varint().ok_or(bad)? as usize;
+                let unshared = d.varint().ok_or(bad)? as usize;
+                let value_len = d.varint().ok_or(bad)? as usize;
+                (shared, unshared, value_len, d.position())
+            }
+        };
         if shared > key.len() {
             return Err((pos, "entry shares more bytes than the previous key has"));
         }
-        let delta = d.bytes(unshared).ok_or(bad)?;
-        let value_start = pos + d.position();
-        d.bytes(value_len)
-            .ok_or((pos, "value runs past the entries"))?;
+        let delta_end = header.checked_add(unshared).ok_or(bad)?;
+        let end = delta_end
+            .checked_add(value_len)
+            .filter(|&e| e <= entries.len())
+            .ok_or((pos, "entry runs past the entries"))?;
+        let delta = entries.get(header..delta_end).ok_or(bad)?;
         key.truncate(shared);
         key.extend_from_slice(delta);
         if key.len() < TRAILER_SIZE {
             return Err((pos, "key shorter than its trailer"));
         }
-        Ok((pos + d.position(), value_start..value_start + value_len))
+        Ok((pos + end, pos + delta_end..pos + end))
     }
 
     /// The number of leading restarts whose key is `< target` (`<=` if `inclusive`).
@@ -194,6 +205,34 @@ impl Block {
             }
         }
         Ok(lo)
+    }
+}
+
+impl Block {
+    /// The first entry with key >= `target`: fills `key` and returns the
+    /// value's range, or `None` past the last entry. The point-lookup path:
+    /// no iterator state, `key` is the caller's reusable buffer.
+    pub(crate) fn seek_ge(
+        &self,
+        target: &[u8],
+        key: &mut Vec<u8>,
+    ) -> Result<Option<Range<usize>>, BlockError> {
+        let run = self.restarts_before(target, false)?.saturating_sub(1);
+        let mut pos = self.restart(run)?;
+        key.clear();
+        while pos < self.entries_end {
+            let (next, value) = self.decode_at(pos, key)?;
+            if key::compare(key, target).is_ge() {
+                return Ok(Some(value));
+            }
+            pos = next;
+        }
+        Ok(None)
+    }
+
+    /// The bytes of a value range from `seek_ge`.
+    pub(crate) fn value_bytes(&self, range: Range<usize>) -> Bytes {
+        self.data.slice(range)
     }
 }
 

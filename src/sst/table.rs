@@ -26,11 +26,110 @@ use crate::iter::InternalIterator;
 use crate::key;
 use crate::memtable::Found;
 
-#[derive(Debug)]
-struct IndexEntry {
-    last_key: Box<[u8]>,
-    offset: u64,
-    size: u64,
+/// The index block, decoded once: each data block's last key, stored
+/// back to back, and its handle. For the binary search, each key also has
+/// an 8-byte big-endian prefix taken after the user-key bytes every key of
+/// the table shares, so most probes compare two integers in a dense array.
+#[derive(Debug, Default)]
+struct BlockIndex {
+    keys: Vec<u8>,
+    ends: Vec<usize>,
+    handles: Vec<(u64, u64)>,
+    /// The user-key prefix common to every key of the table.
+    common: Vec<u8>,
+    prefixes: Vec<u64>,
+}
+
+/// 8 bytes of `ukey` after `skip`, big-endian, zero-padded: ordered like
+/// the user keys themselves (never out of order, sometimes equal).
+fn prefix_after(ukey: &[u8], skip: usize) -> u64 {
+    let mut b = [0u8; 8];
+    let rest = ukey.get(skip..).unwrap_or_default();
+    let n = rest.len().min(8);
+    if let (Some(dst), Some(src)) = (b.get_mut(..n), rest.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_be_bytes(b)
+}
+
+impl BlockIndex {
+    fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends.get(i - 1).copied().unwrap_or(0)
+        };
+        let end = self.ends.get(i).copied().unwrap_or(start);
+        self.keys.get(start..end).unwrap_or_default()
+    }
+
+    /// (offset, size) of data block `i`.
+    fn handle(&self, i: usize) -> Option<(u64, u64)> {
+        self.handles.get(i).copied()
+    }
+
+    fn push(&mut self, last_key: &[u8], offset: u64, size: u64) {
+        self.keys.extend_from_slice(last_key);
+        self.ends.push(self.keys.len());
+        self.handles.push((offset, size));
+    }
+
+    /// Computes the search prefixes once every key is in; `first_ukey` is
+    /// the table's smallest user key.
+    fn seal(&mut self, first_ukey: &[u8]) {
+        let last_ukey = key::ukey_of(self.key(self.len().saturating_sub(1))).to_vec();
+        let common = first_ukey
+            .iter()
+            .zip(&last_ukey)
+            .take_while(|(a, b)| a == b)
+            .count();
+        self.common = first_ukey.get(..common).unwrap_or_default().to_vec();
+        self.prefixes = (0..self.len())
+            .map(|i| prefix_after(key::ukey_of(self.key(i)), common))
+            .collect();
+    }
+
+    /// The first block whose last key is >= `target`.
+    fn find(&self, target: &[u8]) -> usize {
+        let full_search = |lo: usize, hi: usize| {
+            let (mut lo, mut hi) = (lo, hi);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if key::compare(self.key(mid), target).is_lt() {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        };
+        let ukey = key::ukey_of(target);
+        if self.prefixes.len() != self.len() || !ukey.starts_with(&self.common) {
+            return full_search(0, self.len());
+        }
+        let p = prefix_after(ukey, self.common.len());
+        let lo = self.prefixes.partition_point(|&x| x < p);
+        let hi = lo
+            + self
+                .prefixes
+                .get(lo..)
+                .unwrap_or_default()
+                .partition_point(|&x| x <= p);
+        full_search(lo, hi)
+    }
+}
+
+thread_local! {
+    /// Key buffer for point lookups, reused so a lookup allocates nothing.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// An open table.
@@ -42,7 +141,7 @@ pub(crate) struct Table {
     map: Option<Bytes>,
     /// End of the block area (start of the footer).
     blocks_end: u64,
-    index: Vec<IndexEntry>,
+    index: BlockIndex,
     filter: Option<BloomFilter>,
     props: TableProps,
     cache: Arc<BlockCache>,
@@ -102,7 +201,7 @@ impl Table {
             file,
             map,
             blocks_end,
-            index: Vec::new(),
+            index: BlockIndex::default(),
             filter: None,
             props: TableProps::default(),
             cache,
@@ -116,6 +215,8 @@ impl Table {
         let props = table.load_raw(off, size)?.0;
         table.props =
             TableProps::decode(&props).map_err(|(at, why)| corrupt(off + at as u64, why))?;
+        let first_ukey = key::ukey_of(&table.props.smallest).to_vec();
+        table.index.seal(&first_ukey);
 
         let (off, size) = handle(FOOTER_FILTER_OFFSET);
         if size > 0 {
@@ -130,9 +231,9 @@ impl Table {
         Ok(table)
     }
 
-    fn decode_index(&self, index: Block, offset: u64) -> Result<Vec<IndexEntry>> {
+    fn decode_index(&self, index: Block, offset: u64) -> Result<BlockIndex> {
         let mut it = BlockIter::new(index);
-        let mut out: Vec<IndexEntry> = Vec::new();
+        let mut out = BlockIndex::default();
         let mut next_offset = 0u64;
         it.seek_to_first();
         while it.valid() {
@@ -154,10 +255,7 @@ impl Table {
                     "index points outside the data area",
                 ));
             }
-            if out
-                .last()
-                .is_some_and(|p| key::compare(&p.last_key, it.key()).is_ge())
-            {
+            if !out.is_empty() && key::compare(out.key(out.len() - 1), it.key()).is_ge() {
                 return Err(Error::corruption(
                     &self.path,
                     offset,
@@ -165,11 +263,7 @@ impl Table {
                 ));
             }
             next_offset = end.unwrap_or(0);
-            out.push(IndexEntry {
-                last_key: it.key().into(),
-                offset: off,
-                size,
-            });
+            out.push(it.key(), off, size);
             it.next();
         }
         if let Some((at, why)) = it.error() {
@@ -232,21 +326,20 @@ impl Table {
 
     /// Data block `i`, through the block cache.
     fn data_block(&self, i: usize) -> Result<Block> {
-        let e = self
+        let (offset, size) = self
             .index
-            .get(i)
+            .handle(i)
             .ok_or_else(|| Error::corruption(&self.path, 0, "data block index out of range"))?;
-        if let Some(b) = self.cache.get(self.number, e.offset) {
+        if let Some(b) = self.cache.get(self.number, offset) {
             return Ok(b);
         }
-        let (block, owned) = self.load_block(e.offset, e.size)?;
-        self.cache
-            .insert(self.number, e.offset, block.clone(), owned);
+        let (block, owned) = self.load_block(offset, size)?;
+        self.cache.insert(self.number, offset, block.clone(), owned);
         Ok(block)
     }
 
     fn block_error(&self, i: usize, (at, why): BlockError) -> Error {
-        let base = self.index.get(i).map_or(0, |e| e.offset);
+        let base = self.index.handle(i).map_or(0, |(offset, _)| offset);
         Error::corruption(&self.path, base + at as u64, why)
     }
 
@@ -262,8 +355,7 @@ impl Table {
 
     /// Index of the first data block whose last key is >= `target`.
     fn find_block(&self, target: &[u8]) -> usize {
-        self.index
-            .partition_point(|e| key::compare(&e.last_key, target).is_lt())
+        self.index.find(target)
     }
 
     /// The newest version of `ukey` at or below the sequence in `target`
@@ -281,29 +373,30 @@ impl Table {
             return Ok(Probe::Absent);
         }
         let i = self.find_block(target);
-        let Some(entry) = self.index.get(i) else {
+        let Some((offset, _)) = self.index.handle(i) else {
             return Ok(Probe::Absent);
         };
-        let block = match self.cache.get(self.number, entry.offset) {
+        let block = match self.cache.get(self.number, offset) {
             Some(b) => b,
             None if cached_only => return Ok(Probe::WouldBlock),
             None => self.data_block(i)?,
         };
-        let mut it = BlockIter::new(block);
-        it.seek(target);
-        if let Some(e) = it.error() {
-            return Err(self.block_error(i, e));
-        }
-        if !it.valid() {
-            return Ok(Probe::Absent);
-        }
-        match key::split(it.key()) {
-            Some((found, trailer)) if found == ukey => Ok(Probe::Found(Found {
-                trailer,
-                value: it.value(),
-            })),
-            _ => Ok(Probe::Absent),
-        }
+        SCRATCH.with(|scratch| {
+            let mut k = scratch.borrow_mut();
+            let value = block
+                .seek_ge(target, &mut k)
+                .map_err(|e| self.block_error(i, e))?;
+            let Some(range) = value else {
+                return Ok(Probe::Absent);
+            };
+            match key::split(&k) {
+                Some((found, trailer)) if found == ukey => Ok(Probe::Found(Found {
+                    trailer,
+                    value: block.value_bytes(range),
+                })),
+                _ => Ok(Probe::Absent),
+            }
+        })
     }
 }
 
