@@ -108,6 +108,8 @@ struct FaultState {
     counts: [AtomicU64; 4],
     /// Microseconds every file sync takes (a disk's fdatasync latency).
     sync_latency_us: AtomicU64,
+    /// Threads that have called a file sync.
+    sync_threads: Mutex<Vec<std::thread::ThreadId>>,
 }
 
 impl FaultState {
@@ -187,6 +189,11 @@ impl FaultFs {
         self.state.sync_latency_us.store(us, Ordering::Relaxed);
     }
 
+    /// The threads that have called a file sync (fdatasync) so far.
+    pub fn sync_threads(&self) -> Vec<std::thread::ThreadId> {
+        self.state.sync_threads.lock().clone()
+    }
+
     /// Removes every planned fault.
     pub fn clear_faults(&self) {
         *self.state.plan.lock() = Plan::default();
@@ -254,6 +261,13 @@ impl WritableFile for FaultWritable {
 
     fn sync(&self) -> Result<()> {
         self.fs.check(FaultOp::Sync, &self.path)?;
+        {
+            let me = std::thread::current().id();
+            let mut threads = self.fs.state.sync_threads.lock();
+            if !threads.contains(&me) {
+                threads.push(me);
+            }
+        }
         let us = self.fs.state.sync_latency_us.load(Ordering::Relaxed);
         if us > 0 {
             std::thread::sleep(std::time::Duration::from_micros(us));

@@ -1,0 +1,242 @@
+//! The async `KvStore` trait over both stores.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata_kv::fs::FaultFs;
+use strata_kv::kv::{KvStore, MemoryKvStore, PersistKvStore};
+use strata_kv::{Durability, Options};
+
+async fn crud<S: KvStore>(store: &S) {
+    store
+        .set("user:1001", b"Alice".to_vec())
+        .await
+        .expect("set");
+    store.set("user:1002", b"Bob".to_vec()).await.expect("set");
+    assert_eq!(
+        store.get("user:1001").await.expect("get"),
+        Some(b"Alice".to_vec())
+    );
+    store
+        .set("user:1001", b"Alice Smith".to_vec())
+        .await
+        .expect("update");
+    assert_eq!(
+        store.get("user:1001").await.expect("get"),
+        Some(b"Alice Smith".to_vec())
+    );
+    assert!(store.exists("user:1002").await.expect("exists"));
+    assert!(!store.exists("user:9999").await.expect("exists"));
+    store.delete("user:1002").await.expect("delete");
+    assert_eq!(store.get("user:1002").await.expect("get"), None);
+    assert!(!store.exists("user:1002").await.expect("exists"));
+}
+
+async fn batches<S: KvStore>(store: &S) {
+    let pairs = vec![
+        ("config:a", b"1".to_vec()),
+        ("config:b", b"2".to_vec()),
+        ("config:c", Vec::new()),
+    ];
+    store.batch_set(pairs).await.expect("batch set");
+    let got = store
+        .batch_get(&["config:a", "config:missing", "config:c", "config:b"])
+        .await
+        .expect("batch get");
+    assert_eq!(
+        got,
+        vec![
+            Some(b"1".to_vec()),
+            None,
+            Some(Vec::new()),
+            Some(b"2".to_vec())
+        ]
+    );
+    assert_eq!(
+        store.batch_get(&[]).await.expect("empty batch get"),
+        Vec::<Option<Vec<u8>>>::new()
+    );
+}
+
+async fn hundred_tasks<S: KvStore + 'static>(store: Arc<S>) {
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .set(&format!("task:{i:03}"), format!("v{i}").into_bytes())
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("join").expect("set");
+    }
+    let keys: Vec<String> = (0..100).map(|i| format!("task:{i:03}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let got = store.batch_get(&refs).await.expect("batch get");
+    for (i, v) in got.into_iter().enumerate() {
+        assert_eq!(v, Some(format!("v{i}").into_bytes()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_runs_the_trait_examples() {
+    let store = Arc::new(MemoryKvStore::new());
+    crud(store.as_ref()).await;
+    batches(store.as_ref()).await;
+    hundred_tasks(Arc::clone(&store)).await;
+    assert!(store.db().get(b"task:042").expect("sync api").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_store_runs_the_trait_examples_and_keeps_them_across_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Arc::new(PersistKvStore::open(dir.path()).await.expect("open"));
+        crud(store.as_ref()).await;
+        batches(store.as_ref()).await;
+        hundred_tasks(Arc::clone(&store)).await;
+        // Push part of the data into tables so reads go to disk too.
+        store.db().flush().expect("flush");
+        store.set("after:flush", b"x".to_vec()).await.expect("set");
+    }
+    let store = PersistKvStore::open(dir.path()).await.expect("reopen");
+    assert_eq!(
+        store.get("user:1001").await.expect("get"),
+        Some(b"Alice Smith".to_vec())
+    );
+    assert_eq!(store.get("user:1002").await.expect("get"), None);
+    assert_eq!(
+        store.get("after:flush").await.expect("get"),
+        Some(b"x".to_vec())
+    );
+    let got = store
+        .batch_get(&["config:a", "task:099", "config:missing"])
+        .await
+        .expect("batch get");
+    assert_eq!(got, vec![Some(b"1".to_vec()), Some(b"v99".to_vec()), None]);
+    store.close().await.expect("close");
+}
+
+/// On a single-threaded runtime, synced sets park on futures: the commit
+/// thread runs every fdatasync, and a ticking task keeps ticking.
+#[test]
+fn synced_sets_never_block_a_current_thread_runtime() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let fs = FaultFs::new();
+    // Slow fdatasyncs make any blocking of the runtime thread visible.
+    fs.set_sync_latency(Duration::from_millis(3));
+    let runtime_thread = std::thread::current().id();
+    let opts = Options::default()
+        .durability(Durability::Sync)
+        .file_system(Arc::new(fs.clone()));
+    rt.block_on(async {
+        let store = Arc::new(PersistKvStore::open_with("/db", opts).await.expect("open"));
+        let syncs_before = fs.sync_threads();
+        let (tick_tx, mut tick_rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+        let ticker = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(1));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                interval.tick().await;
+                if tick_tx.send(Instant::now()).is_err() {
+                    return;
+                }
+            }
+        });
+        let start = Instant::now();
+        let sets: Vec<_> = (0..1000)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.set(&format!("k{i:04}"), vec![7u8; 100]).await })
+            })
+            .collect();
+        for s in sets {
+            s.await.expect("join").expect("synced set");
+        }
+        let elapsed = start.elapsed();
+        ticker.abort();
+        let mut ticks = Vec::new();
+        while let Ok(t) = tick_rx.try_recv() {
+            if t >= start {
+                ticks.push(t);
+            }
+        }
+        let synced_here =
+            fs.sync_threads().contains(&runtime_thread) && !syncs_before.contains(&runtime_thread);
+        assert!(!synced_here, "an fdatasync ran on the runtime thread");
+        // Ticks kept coming while 1,000 synced writes were in flight.
+        let expected = elapsed.as_millis() as usize;
+        assert!(
+            elapsed > Duration::from_millis(5),
+            "writes took {elapsed:?}"
+        );
+        assert!(
+            ticks.len() * 2 >= expected,
+            "{} ticks in {elapsed:?}: the runtime stalled",
+            ticks.len()
+        );
+        let max_gap = ticks
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default();
+        assert!(
+            max_gap < Duration::from_millis(50),
+            "the ticker stalled for {max_gap:?}"
+        );
+        for i in (0..1000).step_by(97) {
+            assert!(store.get(&format!("k{i:04}")).await.expect("get").is_some());
+        }
+    });
+}
+
+/// The README's first command: the demo prints its three sections.
+#[test]
+fn the_kv_store_example_prints_its_three_sections() {
+    let exe = std::env::current_exe().expect("test binary");
+    let examples = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("examples");
+    let demo = examples.join("kv_store");
+    assert!(
+        demo.exists(),
+        "cargo test builds examples; {} is missing",
+        demo.display()
+    );
+    for args in [&[][..], &["--memory"][..]] {
+        let out = std::process::Command::new(&demo)
+            .args(args)
+            .output()
+            .expect("run demo");
+        assert!(
+            out.status.success(),
+            "demo {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).expect("utf8");
+        for needle in [
+            "=== Strata KV Store Demo ===",
+            "1. Basic CRUD Operations",
+            "SET user:1001 = Alice",
+            "UPDATE user:1001 = Alice Smith",
+            "EXISTS user:9999 -> false",
+            "2. Batch Operations",
+            "config:missing = None",
+            "3. SIMD Hash Functions",
+            "hash_key(\"session:abc123\") = 0x9ed279b904f8d999",
+            "-> partition",
+        ] {
+            assert!(
+                text.contains(needle),
+                "demo {args:?} output lacks {needle:?}:\n{text}"
+            );
+        }
+    }
+}
