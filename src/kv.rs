@@ -67,9 +67,25 @@ async fn off_runtime<T: Send + 'static>(
 
 /// Reads `ukeys` at one consistent point, without blocking the runtime.
 async fn read_many(inner: Arc<DbInner>, ukeys: Vec<Vec<u8>>) -> Result<Vec<Option<Vec<u8>>>> {
-    let (sv, seq) = inner.read_view();
     let to_vecs =
         |v: Vec<Option<bytes::Bytes>>| v.into_iter().map(|o| o.map(|b| b.to_vec())).collect();
+    if inner.in_memory {
+        // Nothing can block. One key: a plain read. Several: at one pinned snapshot.
+        if let [ukey] = ukeys.as_slice() {
+            let found = inner.get_found(ukey, None)?;
+            let now = inner.now_ms();
+            return Ok(vec![
+                found
+                    .and_then(|f| crate::db::resolve(f, now))
+                    .map(|b| b.to_vec()),
+            ]);
+        }
+        let snapshot = Db::snapshot_of(&inner);
+        let sv = inner.super_version.load_full();
+        let found = inner.multi_get(&ukeys, &sv, snapshot.sequence(), false)?;
+        return Ok(to_vecs(found.unwrap_or_default()));
+    }
+    let (sv, seq) = inner.read_view();
     if let Some(found) = inner.multi_get(&ukeys, &sv, seq, true)? {
         return Ok(to_vecs(found));
     }

@@ -96,6 +96,14 @@ impl std::fmt::Debug for MemKey {
     }
 }
 
+/// A handle on one skiplist entry.
+pub(crate) type MemEntry<'a> = crossbeam_skiplist::map::Entry<'a, MemKey, Bytes>;
+
+/// Bytes charged for an entry.
+fn charge(ikey_len: usize, value_len: usize) -> usize {
+    ikey_len + value_len + ENTRY_OVERHEAD
+}
+
 /// One version found by a point lookup.
 #[derive(Debug, Clone)]
 pub(crate) struct Found {
@@ -170,11 +178,64 @@ impl Memtable {
 
     /// Inserts one version. `(ukey, seq)` pairs are unique by construction.
     pub(crate) fn insert(&self, ukey: &[u8], seq: u64, kind: u8, value: Bytes) {
-        let charge = ukey.len() + TRAILER_SIZE + value.len() + ENTRY_OVERHEAD;
-        self.map
+        drop(self.insert_entry(ukey, seq, kind, value));
+    }
+
+    /// Inserts one version and returns its entry (for `prune_below`).
+    pub(crate) fn insert_entry(
+        &self,
+        ukey: &[u8],
+        seq: u64,
+        kind: u8,
+        value: Bytes,
+    ) -> MemEntry<'_> {
+        let charge = charge(ukey.len() + TRAILER_SIZE, value.len());
+        let e = self
+            .map
             .insert(MemKey::new(ukey, key::trailer(seq, kind)), value);
         self.bytes.fetch_add(charge, AtomicOrdering::Relaxed);
         self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
+        e
+    }
+
+    /// Removes the versions of `entry`'s key older than it, and `entry`
+    /// itself if it is a tombstone: for the in-memory mode, once no reader
+    /// can need them (see `SnapshotList::none_older_than`).
+    pub(crate) fn prune_below(&self, entry: &MemEntry<'_>) {
+        let Some((ukey, trailer)) = key::split(entry.key().as_bytes()) else {
+            return;
+        };
+        let mut next = entry.next();
+        while let Some(older) = next {
+            if key::ukey_of(older.key().as_bytes()) != ukey {
+                break;
+            }
+            next = older.next();
+            if older.remove() {
+                let freed = charge(older.key().as_bytes().len(), older.value().len());
+                self.bytes.fetch_sub(freed, AtomicOrdering::Relaxed);
+            }
+        }
+        if key::kind_of(trailer) == crate::format::KIND_DELETE && entry.remove() {
+            let freed = charge(entry.key().as_bytes().len(), 0);
+            self.bytes.fetch_sub(freed, AtomicOrdering::Relaxed);
+        }
+    }
+
+    /// The newest version of `ukey` visible to a plain read that began at
+    /// `seq`, for the in-memory mode where overwritten versions are pruned:
+    /// a newer version found is returned if it has been published since
+    /// (`visible`), since pruning happens only after publishing.
+    pub(crate) fn get_latest(&self, ukey: &[u8], seq: u64, visible: &AtomicU64) -> Option<Found> {
+        let newest = self.get(ukey, crate::format::MAX_SEQUENCE)?;
+        if key::seq_of(newest.trailer) <= seq {
+            return Some(newest);
+        }
+        let now = visible.load(AtomicOrdering::Acquire);
+        if key::seq_of(newest.trailer) <= now {
+            return Some(newest);
+        }
+        self.get(ukey, now)
     }
 
     /// The largest sequence number inserted.

@@ -4,10 +4,19 @@
 //! snapshot's sequence is read from the published sequence *under* that
 //! mutex, and flush and compaction read the list under it too, so a job
 //! never misses a snapshot taken before it looked.
+//!
+//! In-memory mode drops overwritten versions as it writes, which must
+//! never race a snapshot being taken. Writers check without the mutex:
+//! `acquiring` counts snapshots being taken, `oldest` mirrors the oldest
+//! pinned sequence, all SeqCst. A writer publishes its sequence, then reads
+//! `acquiring` (must be 0) and `oldest`. If it read 0 before a snapshot
+//! started, that snapshot reads the published sequence after it, so needs
+//! none of the versions dropped; otherwise it sees `oldest`.
 
 use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -18,17 +27,36 @@ use crate::iter::Iter;
 use crate::value::Value;
 
 /// Sequence numbers pinned by live snapshots, with reference counts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SnapshotList {
     pinned: Mutex<BTreeMap<u64, usize>>,
+    /// Snapshots being taken right now.
+    acquiring: AtomicUsize,
+    /// The oldest pinned sequence, `u64::MAX` if none.
+    oldest: AtomicU64,
+}
+
+impl Default for SnapshotList {
+    fn default() -> Self {
+        SnapshotList {
+            pinned: Mutex::default(),
+            acquiring: AtomicUsize::new(0),
+            oldest: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 impl SnapshotList {
     /// Pins the sequence `current()` returns, atomically with respect to `list`.
     pub(crate) fn acquire(&self, current: impl FnOnce() -> u64) -> u64 {
+        self.acquiring.fetch_add(1, Ordering::SeqCst);
         let mut p = self.pinned.lock();
         let seq = current();
         *p.entry(seq).or_insert(0) += 1;
+        self.oldest
+            .store(*p.keys().next().unwrap_or(&u64::MAX), Ordering::SeqCst);
+        drop(p);
+        self.acquiring.fetch_sub(1, Ordering::SeqCst);
         seq
     }
 
@@ -40,6 +68,14 @@ impl SnapshotList {
                 p.remove(&seq);
             }
         }
+        self.oldest
+            .store(*p.keys().next().unwrap_or(&u64::MAX), Ordering::SeqCst);
+    }
+
+    /// For a writer that has published `seq`: true if no snapshot (taken or
+    /// being taken) can see anything older than `seq`.
+    pub(crate) fn none_older_than(&self, seq: u64) -> bool {
+        self.acquiring.load(Ordering::SeqCst) == 0 && self.oldest.load(Ordering::SeqCst) >= seq
     }
 
     /// Pinned sequences, ascending.

@@ -20,6 +20,7 @@
 
 mod background;
 mod flush;
+mod memory;
 mod open;
 mod queue;
 mod read;
@@ -36,7 +37,7 @@ use parking_lot::Mutex;
 pub(crate) use background::Background;
 pub(crate) use flush::write_table;
 pub(crate) use queue::CommitQueue;
-pub(crate) use read::SuperVersion;
+pub(crate) use read::{SuperVersion, resolve};
 pub(crate) use write::WriterState;
 
 use crate::batch::{DEFAULT_NS, WriteBatch};
@@ -95,6 +96,8 @@ pub(crate) struct DbInner {
     pub(crate) sv_generation: AtomicU64,
     pub(crate) sv_update: Mutex<()>,
     pub(crate) visible_seq: AtomicU64,
+    /// In-memory mode: the last sequence number handed out.
+    pub(crate) next_seq: AtomicU64,
     pub(crate) snapshots: SnapshotList,
     pub(crate) versions: Option<Mutex<VersionSet>>,
     pub(crate) table_ctx: Arc<TableCtx>,

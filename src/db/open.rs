@@ -45,6 +45,7 @@ fn new_inner(
         sv_generation: AtomicU64::new(0),
         sv_update: Mutex::new(()),
         visible_seq: AtomicU64::new(last_seq),
+        next_seq: AtomicU64::new(last_seq),
         snapshots: SnapshotList::default(),
         versions: versions.map(Mutex::new),
         table_ctx: ctx,

@@ -15,6 +15,7 @@ use crate::hash::hash_key;
 use crate::iter::{Bounds, InternalIterator, Iter, IterState, LevelIter, MemIter, MergingIterator};
 use crate::key;
 use crate::memtable::{Found, Memtable};
+use crate::snapshot::Snapshot;
 use crate::sst::{Probe, TableIter};
 use crate::value::Value;
 use crate::version::Version;
@@ -143,6 +144,15 @@ impl DbInner {
         if let Some(seq) = seq {
             return self.super_version.load().get(ukey, seq);
         }
+        if self.in_memory {
+            // Only a memtable, whose overwritten versions are pruned as writes go.
+            let seq = self.visible_seq.load(Ordering::Acquire);
+            return Ok(self
+                .super_version
+                .load()
+                .mem
+                .get_latest(ukey, seq, &self.visible_seq));
+        }
         // As `read_view`, without taking a reference count.
         loop {
             let generation = self.sv_generation.load(Ordering::Acquire);
@@ -164,12 +174,20 @@ impl DbInner {
             .map(Value::from_bytes))
     }
 
-    fn iter_with(&self, bounds: Bounds, seq: Option<u64>) -> Iter {
+    fn iter_with(self: &Arc<Self>, bounds: Bounds, seq: Option<u64>) -> Iter {
         let (sv, now_seq) = self.read_view();
+        let seq = seq.unwrap_or(now_seq);
+        // The iterator pins its sequence like a snapshot, so nothing it may
+        // read is pruned (in memory) or compacted away under it.
+        let pin = Snapshot {
+            inner: Arc::clone(self),
+            seq: self.snapshots.acquire(|| seq),
+        };
         let state = IterState {
             sv,
-            seq: seq.unwrap_or(now_seq),
+            seq,
             now_ms: self.now_ms(),
+            _pin: pin,
         };
         match self.check_open() {
             Ok(()) => Iter::new(state, bounds),
@@ -178,7 +196,7 @@ impl DbInner {
     }
 
     pub(crate) fn iter_range<K: AsRef<[u8]>, R: RangeBounds<K>>(
-        &self,
+        self: &Arc<Self>,
         ns: u32,
         range: R,
         seq: Option<u64>,
@@ -196,7 +214,7 @@ impl DbInner {
         self.iter_with(Bounds { lower, upper }, seq)
     }
 
-    pub(crate) fn iter_prefix(&self, ns: u32, prefix: &[u8], seq: Option<u64>) -> Iter {
+    pub(crate) fn iter_prefix(self: &Arc<Self>, ns: u32, prefix: &[u8], seq: Option<u64>) -> Iter {
         let start = key::ukey(ns, prefix);
         let upper = match key::prefix_successor(&start) {
             Some(s) => Bound::Excluded(s),

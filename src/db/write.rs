@@ -78,6 +78,9 @@ impl DbInner {
         if batch.count() == 0 {
             return Ok(self.visible_seq.load(Ordering::Acquire));
         }
+        if self.in_memory {
+            return self.write_in_memory(batch);
+        }
         let p = Pending::new(batch, durability == Durability::Sync, false);
         let lead = {
             let mut q = self.queue.state.lock();

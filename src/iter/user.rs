@@ -27,6 +27,8 @@ pub(crate) struct IterState {
     pub(crate) sv: Arc<SuperVersion>,
     pub(crate) seq: u64,
     pub(crate) now_ms: u64,
+    /// Keeps `seq` pinned while the iterator lives.
+    pub(crate) _pin: crate::snapshot::Snapshot,
 }
 
 /// The range of `ukey`s (namespace-prefixed keys) an iterator covers.
