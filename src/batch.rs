@@ -43,6 +43,13 @@ pub struct WriteBatch {
     ops: usize,
     /// Operations left out of `rep`, by index, with the reason.
     invalid: Vec<(usize, Error)>,
+    /// For each encoded op, its index among all operations added.
+    positions: Vec<usize>,
+    /// Encoded ops (by position in `rep`) that require their key to exist (`update`).
+    must_exist: Vec<usize>,
+    /// Relative TTLs to turn into absolute expiries at commit: (byte offset
+    /// of the expiry field in `rep`, milliseconds).
+    ttl_patches: Vec<(usize, u64)>,
 }
 
 impl Default for WriteBatch {
@@ -60,6 +67,9 @@ impl WriteBatch {
             rep,
             ops: 0,
             invalid: Vec::new(),
+            positions: Vec::new(),
+            must_exist: Vec::new(),
+            ttl_patches: Vec::new(),
         }
     }
 
@@ -71,6 +81,67 @@ impl WriteBatch {
     /// Adds a delete of `key`.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) {
         self.delete_op(DEFAULT_NS, key.as_ref());
+    }
+
+    /// Adds a put of `key` that expires `ttl` after the batch commits.
+    pub fn put_with_ttl(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: std::time::Duration,
+    ) {
+        self.put_ttl_op(DEFAULT_NS, key.as_ref(), value.as_ref(), ttl);
+    }
+
+    /// Adds a put of `key` that requires the key to exist when the batch
+    /// commits (`Error::NotFound` otherwise).
+    pub fn update(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.update_op(DEFAULT_NS, key.as_ref(), value.as_ref());
+    }
+
+    /// Adds a put in a namespace (with its default TTL, if it has one).
+    pub fn put_in(
+        &mut self,
+        ns: &crate::Namespace,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) {
+        match ns.default_ttl() {
+            Some(ttl) => self.put_ttl_op(ns.id(), key.as_ref(), value.as_ref(), ttl),
+            None => self.put_op(ns.id(), key.as_ref(), value.as_ref(), None),
+        }
+    }
+
+    /// Adds a delete in a namespace.
+    pub fn delete_in(&mut self, ns: &crate::Namespace, key: impl AsRef<[u8]>) {
+        self.delete_op(ns.id(), key.as_ref());
+    }
+
+    pub(crate) fn put_ttl_op(
+        &mut self,
+        ns: u32,
+        key: &[u8],
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) {
+        let before = self.rep.len();
+        let encoded = self.count();
+        self.put_op(ns, key, value, Some(0));
+        if self.count() > encoded {
+            // The expiry field sits just before the value bytes.
+            let at = self.rep.len() - value.len() - EXPIRY_SIZE;
+            debug_assert!(at > before);
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            self.ttl_patches.push((at, ms));
+        }
+    }
+
+    pub(crate) fn update_op(&mut self, ns: u32, key: &[u8], value: &[u8]) {
+        let encoded = self.count() as usize;
+        self.put_op(ns, key, value, None);
+        if self.count() as usize > encoded {
+            self.must_exist.push(encoded);
+        }
     }
 
     /// Number of operations added (including any that break a limit).
@@ -134,6 +205,7 @@ impl WriteBatch {
     }
 
     fn bump_count(&mut self) {
+        self.positions.push(self.ops - 1);
         let n = self.count() + 1;
         if let Some(c) = self.rep.get_mut(8..12) {
             c.copy_from_slice(&n.to_le_bytes());
@@ -148,6 +220,66 @@ impl WriteBatch {
     /// The operations left out, by index.
     pub(crate) fn invalid(&self) -> &[(usize, Error)] {
         &self.invalid
+    }
+
+    pub(crate) fn take_invalid(&mut self) -> Vec<(usize, Error)> {
+        std::mem::take(&mut self.invalid)
+    }
+
+    /// The user-facing index of encoded op `position`.
+    pub(crate) fn index_of(&self, position: usize) -> usize {
+        self.positions.get(position).copied().unwrap_or(position)
+    }
+
+    /// Encoded ops that require their key to exist.
+    pub(crate) fn must_exist(&self) -> &[usize] {
+        &self.must_exist
+    }
+
+    /// True if committing needs a look at the current state.
+    pub(crate) fn has_conditions(&self) -> bool {
+        !self.must_exist.is_empty()
+    }
+
+    /// Turns relative TTLs into expiries counted from `now_ms`.
+    pub(crate) fn stamp_expiries(&mut self, now_ms: u64) {
+        for &(at, ttl) in &self.ttl_patches {
+            if let Some(field) = self.rep.get_mut(at..at + EXPIRY_SIZE) {
+                field.copy_from_slice(&now_ms.saturating_add(ttl).to_le_bytes());
+            }
+        }
+    }
+
+    /// A copy holding only the encoded ops not in `drop` (positions),
+    /// keeping their user-facing indices and TTLs.
+    pub(crate) fn without(&self, drop: &[usize]) -> WriteBatch {
+        let mut out = WriteBatch::new();
+        out.ops = self.ops;
+        for (pos, op) in ops_of(&self.rep).enumerate() {
+            let Ok(op) = op else { break };
+            if drop.contains(&pos) {
+                continue;
+            }
+            let ttl = self
+                .ttl_patches
+                .iter()
+                .find(|(at, _)| op.value_range.start == *at)
+                .map(|(_, ms)| *ms);
+            out.push_header(op.kind, op.ns, op.key);
+            if op.kind != KIND_DELETE {
+                put_varint(&mut out.rep, op.value.len() as u64);
+                if let Some(ms) = ttl {
+                    out.ttl_patches.push((out.rep.len(), ms));
+                }
+                out.rep.extend_from_slice(op.value);
+            }
+            out.positions.push(self.index_of(pos));
+            let n = out.count() + 1;
+            if let Some(c) = out.rep.get_mut(8..12) {
+                c.copy_from_slice(&n.to_le_bytes());
+            }
+        }
+        out
     }
 
     pub(crate) fn set_sequence(&mut self, seq: u64) {

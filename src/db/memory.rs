@@ -12,11 +12,28 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use super::DbInner;
-use crate::batch::{WriteBatch, ops_of};
+use super::request::{Committed, StateView, WriteRequest};
+use crate::batch::ops_of;
 use crate::error::Result;
 
 impl DbInner {
-    pub(crate) fn write_in_memory(&self, batch: WriteBatch) -> Result<u64> {
+    pub(crate) fn write_in_memory(&self, mut req: WriteRequest) -> Result<Committed> {
+        // Conditional writes run alone, with every earlier write published.
+        let (_shared, _exclusive, evaluated);
+        if req.needs_state(self) {
+            _exclusive = self.mem_lock.write();
+            evaluated = self.evaluate(&mut StateView::new(self), &mut req);
+        } else {
+            _shared = self.mem_lock.read();
+            evaluated = self.evaluate_plain(&mut req);
+        }
+        let (batch, rejected) = evaluated?;
+        if batch.count() == 0 {
+            return Ok(Committed {
+                last_seq: self.visible_seq.load(Ordering::Acquire),
+                rejected,
+            });
+        }
         let count = u64::from(batch.count());
         let first = self.next_seq.fetch_add(count, Ordering::AcqRel) + 1;
         let last = first + count - 1;
@@ -43,7 +60,14 @@ impl DbInner {
             }
             spins += 1;
         }
-        self.visible_seq.store(last, Ordering::SeqCst);
+        if self.watchers.active() {
+            // Deliver before the next writer may publish: commit order.
+            let _emit = self.emit_lock.lock();
+            self.visible_seq.store(last, Ordering::SeqCst);
+            self.watchers.publish(&rep, first);
+        } else {
+            self.visible_seq.store(last, Ordering::SeqCst);
+        }
         if self.snapshots.none_older_than(first) {
             for e in &entries {
                 mem.prune_below(e);
@@ -51,6 +75,9 @@ impl DbInner {
         }
         self.stats.user_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
-        Ok(last)
+        Ok(Committed {
+            last_seq: last,
+            rejected,
+        })
     }
 }

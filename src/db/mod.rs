@@ -21,9 +21,12 @@
 mod background;
 mod flush;
 mod memory;
+mod namespaces;
 mod open;
 mod queue;
 mod read;
+pub(crate) mod request;
+mod space;
 mod write;
 
 use std::ops::RangeBounds;
@@ -38,6 +41,8 @@ pub(crate) use background::Background;
 pub(crate) use flush::write_table;
 pub(crate) use queue::CommitQueue;
 pub(crate) use read::{SuperVersion, resolve};
+pub(crate) use space::Space;
+pub use space::{BatchReport, CasConflict};
 pub(crate) use write::WriterState;
 
 use crate::batch::{DEFAULT_NS, WriteBatch};
@@ -45,11 +50,13 @@ use crate::compaction::Pointers;
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, LockGuard, WritableFile};
 use crate::iter::Iter;
+use crate::namespace::Registry;
 use crate::options::{Durability, Options};
 use crate::snapshot::{Snapshot, SnapshotList};
 use crate::stats::{Counters, Stats};
 use crate::value::Value;
 use crate::version::{TableCtx, VersionSet};
+use crate::watch::Watchers;
 
 /// An open database: a cheap handle (`Clone + Send + Sync`) to one engine.
 ///
@@ -116,6 +123,15 @@ pub(crate) struct DbInner {
     pub(crate) compact_pointers: Mutex<Pointers>,
     /// Write delay owed under backpressure, paid in sleeps of 1 ms or more.
     pub(crate) write_debt: Mutex<std::time::Duration>,
+    pub(crate) namespaces: Registry,
+    /// Some namespace has `max_keys` (the leader must count keys).
+    pub(crate) has_limits: AtomicBool,
+    pub(crate) watchers: Arc<Watchers>,
+    /// In-memory mode: plain writes share it, conditional writes take it alone.
+    pub(crate) mem_lock: parking_lot::RwLock<()>,
+    /// In-memory mode: held from publishing to delivering events, so
+    /// subscribers see commits in order.
+    pub(crate) emit_lock: Mutex<()>,
 }
 
 impl DbInner {
@@ -181,6 +197,7 @@ impl DbInner {
         *self.wal_file.lock() = None;
         self.queue.shutdown();
         self.bg.shutdown();
+        self.watchers.end_all();
         self.lock.lock().take();
         synced
     }
@@ -210,21 +227,17 @@ impl Db {
 
     /// Sets `key` to `value`.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let mut b = WriteBatch::new();
-        b.put(key, value);
-        self.write(b)
+        self.space().put(key.as_ref(), value.as_ref())
     }
 
     /// Removes `key` (a no-op if absent).
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        let mut b = WriteBatch::new();
-        b.delete(key);
-        self.write(b)
+        self.space().delete(key.as_ref())
     }
 
     /// The current value of `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        self.inner.get(DEFAULT_NS, key.as_ref(), None)
+        self.space().get(key.as_ref())
     }
 
     /// True if `key` has a value.

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::{CURRENT_FILE, FileKind, LOG_KIND_WAL, parse_file_name, wal_name};
 use crate::fs::{EntryKind, FileSystem, MemFs, read_file};
 use crate::memtable::Memtable;
+use crate::namespace::Registry;
 use crate::options::Options;
 use crate::snapshot::SnapshotList;
 use crate::stats::Counters;
@@ -60,6 +61,11 @@ fn new_inner(
         lock: Mutex::new(None),
         compact_pointers: Mutex::new(Default::default()),
         write_debt: Mutex::new(std::time::Duration::ZERO),
+        namespaces: Registry::default(),
+        has_limits: AtomicBool::new(false),
+        watchers: Arc::default(),
+        mem_lock: parking_lot::RwLock::new(()),
+        emit_lock: Mutex::new(()),
         opts,
     }
 }
@@ -137,6 +143,17 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     *inner.lock.lock() = Some(lock);
     inner.recover(&wals)?;
     inner.remove_obsolete_files()?;
+    let records = inner
+        .versions
+        .as_ref()
+        .map(|v| v.lock().namespace_records())
+        .unwrap_or_default();
+    let dropped = inner
+        .versions
+        .as_ref()
+        .map(|v| v.lock().dropped_namespaces().to_vec())
+        .unwrap_or_default();
+    inner.load_namespaces(records, &dropped)?;
     Background::start(&inner)?;
     Ok(inner)
 }

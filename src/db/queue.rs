@@ -15,20 +15,19 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 
 use super::DbInner;
-use crate::batch::WriteBatch;
+use super::request::{Committed, WriteRequest};
 use crate::error::{Error, Result};
 
 pub(super) enum Slot {
     Waiting,
     /// The previous leader handed leadership to this writer.
     Promoted,
-    Done(Result<u64>),
+    Done(Result<Committed>),
 }
 
 /// One queued write.
 pub(super) struct Pending {
-    pub(super) batch: Mutex<Option<WriteBatch>>,
-    pub(super) sync: bool,
+    pub(super) request: Mutex<Option<WriteRequest>>,
     pub(super) is_async: bool,
     pub(super) slot: Mutex<(Slot, Option<Waker>)>,
     pub(super) cv: Condvar,
@@ -39,10 +38,9 @@ pub(super) struct Pending {
 }
 
 impl Pending {
-    pub(super) fn new(batch: WriteBatch, sync: bool, is_async: bool) -> Arc<Self> {
+    pub(super) fn new(request: WriteRequest, is_async: bool) -> Arc<Self> {
         Arc::new(Pending {
-            batch: Mutex::new(Some(batch)),
-            sync,
+            request: Mutex::new(Some(request)),
             is_async,
             slot: Mutex::new((Slot::Waiting, None)),
             cv: Condvar::new(),
@@ -82,11 +80,11 @@ impl Pending {
 /// awake already.
 pub(super) fn complete(
     group: &[Arc<Pending>],
-    outcome: Result<Vec<u64>>,
+    outcome: Result<Vec<Result<Committed>>>,
     leader: Option<&Arc<Pending>>,
 ) {
-    let results: Vec<Result<u64>> = match outcome {
-        Ok(lasts) => lasts.into_iter().map(Ok).collect(),
+    let results: Vec<Result<Committed>> = match outcome {
+        Ok(each) => each,
         Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
     };
     let mut sleepers: Vec<&Arc<Pending>> = Vec::new();
@@ -163,9 +161,9 @@ impl std::fmt::Debug for CommitQueue {
 pub(super) struct CommitFuture(pub(super) Arc<Pending>);
 
 impl Future for CommitFuture {
-    type Output = Result<u64>;
+    type Output = Result<Committed>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<u64>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Committed>> {
         let mut s = self.0.slot.lock();
         match std::mem::replace(&mut s.0, Slot::Waiting) {
             Slot::Done(r) => Poll::Ready(r),

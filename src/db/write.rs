@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::queue::{CommitFuture, Pending, Slot, commit_thread, complete};
+use super::request::{Committed, StateView, WriteRequest};
 use super::{DbInner, SuperVersion};
 use crate::batch::WriteBatch;
 use crate::compaction::Pressure;
@@ -31,6 +32,10 @@ use crate::wal::LogWriter;
 
 /// A group stops growing past this many bytes of batches.
 const MAX_GROUP_BYTES: usize = 1 << 20;
+
+/// A request the leader accepted: its place in the group, the batch to
+/// write and the ops it refused.
+type Accepted = (usize, WriteBatch, Vec<(usize, Error)>);
 
 /// What only the commit leader touches.
 #[derive(Debug)]
@@ -57,8 +62,12 @@ impl WriterState {
 }
 
 impl DbInner {
-    fn validate(&self, batch: &WriteBatch) -> Result<()> {
-        if let Some((_, e)) = batch.invalid().first() {
+    /// Refuses a write before it queues: a closed or poisoned database, or
+    /// an all-or-nothing batch holding an op over a size limit.
+    fn validate(&self, req: &WriteRequest) -> Result<()> {
+        if !req.best_effort
+            && let Some((_, e)) = req.batch.invalid().first()
+        {
             return Err(e.clone());
         }
         self.check_open()?;
@@ -68,20 +77,34 @@ impl DbInner {
         Ok(())
     }
 
+    /// True if there is nothing to write and nothing to check.
+    fn is_noop(req: &WriteRequest) -> bool {
+        req.batch.count() == 0 && req.batch.invalid().is_empty() && req.prepare.is_none()
+    }
+
     /// Commits `batch`; returns the sequence number of its last operation.
     pub(crate) fn write(
         self: &Arc<Self>,
         batch: WriteBatch,
         durability: Durability,
     ) -> Result<u64> {
-        self.validate(&batch)?;
-        if batch.count() == 0 {
-            return Ok(self.visible_seq.load(Ordering::Acquire));
+        self.submit(WriteRequest::new(batch, durability))
+            .map(|c| c.last_seq)
+    }
+
+    /// Commits a request and waits for it.
+    pub(crate) fn submit(self: &Arc<Self>, req: WriteRequest) -> Result<Committed> {
+        self.validate(&req)?;
+        if Self::is_noop(&req) {
+            return Ok(Committed {
+                last_seq: self.visible_seq.load(Ordering::Acquire),
+                rejected: Vec::new(),
+            });
         }
         if self.in_memory {
-            return self.write_in_memory(batch);
+            return self.write_in_memory(req);
         }
-        let p = Pending::new(batch, durability == Durability::Sync, false);
+        let p = Pending::new(req, false);
         let lead = {
             let mut q = self.queue.state.lock();
             if q.shutdown {
@@ -110,37 +133,42 @@ impl DbInner {
         }
     }
 
-    /// Commits `batch` from async code: the returned future resolves when
-    /// the batch is committed (and synced, if asked); no caller thread blocks.
-    pub(crate) fn write_async(
+    /// Commits a request from async code: the future resolves when it is
+    /// committed (and synced, if asked); no caller thread blocks.
+    pub(crate) fn submit_async(
         self: &Arc<Self>,
-        batch: WriteBatch,
-        durability: Durability,
-    ) -> impl Future<Output = Result<u64>> + Send + 'static {
-        let queued = self.enqueue_async(batch, durability);
+        req: WriteRequest,
+    ) -> impl Future<Output = Result<Committed>> + Send + 'static {
+        let queued = self.enqueue_async(req);
         async move {
             match queued {
-                Ok(Ok(seq)) => Ok(seq),
+                Ok(Ok(done)) => Ok(done),
                 Ok(Err(p)) => CommitFuture(p).await,
                 Err(e) => Err(e),
             }
         }
     }
 
-    fn enqueue_async(
+    /// `write` for async code.
+    pub(crate) fn write_async(
         self: &Arc<Self>,
         batch: WriteBatch,
         durability: Durability,
-    ) -> Result<std::result::Result<u64, Arc<Pending>>> {
-        self.validate(&batch)?;
-        if batch.count() == 0 {
-            return Ok(Ok(self.visible_seq.load(Ordering::Acquire)));
-        }
-        if self.in_memory {
+    ) -> impl Future<Output = Result<u64>> + Send + 'static {
+        let fut = self.submit_async(WriteRequest::new(batch, durability));
+        async move { fut.await.map(|c| c.last_seq) }
+    }
+
+    fn enqueue_async(
+        self: &Arc<Self>,
+        req: WriteRequest,
+    ) -> Result<std::result::Result<Committed, Arc<Pending>>> {
+        self.validate(&req)?;
+        if self.in_memory || Self::is_noop(&req) {
             // Nothing to wait for on disk: commit inline.
-            return self.write(batch, durability).map(Ok);
+            return self.submit(req).map(Ok);
         }
-        let p = Pending::new(batch, durability == Durability::Sync, true);
+        let p = Pending::new(req, true);
         let mut q = self.queue.state.lock();
         if q.shutdown {
             return Err(Error::Closed);
@@ -191,12 +219,13 @@ impl DbInner {
                 }
                 continue;
             }
-            let batches: Vec<WriteBatch> =
-                group.iter().filter_map(|p| p.batch.lock().take()).collect();
-            let sync = group.iter().any(|p| p.sync);
+            let requests: Vec<WriteRequest> = group
+                .iter()
+                .filter_map(|p| p.request.lock().take())
+                .collect();
             let outcome = {
                 let mut ws = self.writer.lock();
-                self.commit_locked(&mut ws, batches, sync)
+                self.commit_locked(&mut ws, requests)
             };
             complete(&group, outcome, me);
             if !self.hand_over(committer) {
@@ -210,7 +239,7 @@ impl DbInner {
         let mut group = Vec::new();
         let mut bytes = 0;
         while let Some(p) = q.pending.front() {
-            let size = p.batch.lock().as_ref().map_or(0, |b| b.rep().len());
+            let size = p.request.lock().as_ref().map_or(0, |r| r.batch.rep().len());
             if !group.is_empty() && bytes + size > MAX_GROUP_BYTES {
                 break;
             }
@@ -245,31 +274,58 @@ impl DbInner {
         }
     }
 
-    /// With the writer lock held: makes room, numbers the batches, appends
-    /// them to the WAL in one write (and one fdatasync if `sync`), inserts
-    /// them into the memtable and publishes them. Returns each batch's last sequence.
+    /// With the writer lock held: evaluates each request against the
+    /// latest state (if any needs it), makes room, numbers the accepted
+    /// batches, appends them to the WAL in one write (and one fdatasync if
+    /// any asked), inserts them into the memtable and publishes them.
+    /// Returns each request's outcome; `Err` if the whole group failed.
     fn commit_locked(
         &self,
         ws: &mut WriterState,
-        mut batches: Vec<WriteBatch>,
-        sync: bool,
-    ) -> Result<Vec<u64>> {
+        mut requests: Vec<WriteRequest>,
+    ) -> Result<Vec<Result<Committed>>> {
         self.check_open()?;
         if let Some(e) = self.poison_error() {
             return Err(e);
         }
-        let bytes: usize = batches.iter().map(|b| b.rep().len()).sum();
-        self.make_room(ws, bytes)?;
+        let stateful = requests.iter().any(|r| r.needs_state(self));
+        let mut view = stateful.then(|| StateView::new(self));
+        let mut results: Vec<Option<Result<Committed>>> = Vec::with_capacity(requests.len());
+        let mut accepted: Vec<Accepted> = Vec::new();
+        let mut sync = false;
+        for (i, req) in requests.iter_mut().enumerate() {
+            let evaluated = match &mut view {
+                Some(v) => self.evaluate(v, req),
+                None => self.evaluate_plain(req),
+            };
+            match evaluated {
+                Ok((batch, rejected)) if batch.count() > 0 => {
+                    sync |= req.durability == Durability::Sync;
+                    accepted.push((i, batch, rejected));
+                    results.push(None);
+                }
+                Ok((_, rejected)) => results.push(Some(Ok(Committed {
+                    last_seq: ws.last_seq,
+                    rejected,
+                }))),
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        drop(view);
+        let bytes: usize = accepted.iter().map(|(_, b, _)| b.rep().len()).sum();
+        if !accepted.is_empty() {
+            self.make_room(ws, bytes)?;
+        }
         let mut seq = ws.last_seq;
-        let mut lasts = Vec::with_capacity(batches.len());
-        for b in &mut batches {
+        for (_, b, _) in &mut accepted {
             b.set_sequence(seq + 1);
             seq += u64::from(b.count());
-            lasts.push(seq);
         }
-        if let Some(wal) = &mut ws.wal {
+        if let Some(wal) = &mut ws.wal
+            && !accepted.is_empty()
+        {
             ws.buf.clear();
-            for b in &batches {
+            for (_, b, _) in &accepted {
                 wal.encode_record(b.rep(), &mut ws.buf);
             }
             if let Err(e) = wal.append(&ws.buf) {
@@ -290,10 +346,21 @@ impl DbInner {
                 .fetch_add(ws.buf.len() as u64, Ordering::Relaxed);
         }
         let mem = Arc::clone(&self.super_version.load().mem);
-        for b in batches {
+        let mut events = Vec::new();
+        for (i, b, rejected) in accepted {
             let rep = Bytes::from(b.into_rep());
-            insert_batch(&mem, &rep, ws.last_seq + 1, &mut ws.ukey);
+            let first = ws.last_seq + 1;
+            insert_batch(&mem, &rep, first, &mut ws.ukey);
             ws.last_seq += u64::from(read_count(&rep));
+            if self.watchers.active() {
+                events.push((rep, first));
+            }
+            if let Some(slot) = results.get_mut(i) {
+                *slot = Some(Ok(Committed {
+                    last_seq: ws.last_seq,
+                    rejected,
+                }));
+            }
         }
         debug_assert_eq!(ws.last_seq, seq);
         self.stats
@@ -301,9 +368,15 @@ impl DbInner {
             .fetch_add(bytes as u64, Ordering::Relaxed);
         self.stats
             .writes
-            .fetch_add(lasts.len() as u64, Ordering::Relaxed);
+            .fetch_add(results.len() as u64, Ordering::Relaxed);
         self.visible_seq.store(seq, Ordering::Release);
-        Ok(lasts)
+        for (rep, first) in events {
+            self.watchers.publish(&rep, first);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Error::Closed)))
+            .collect())
     }
 
     /// Makes sure the memtable has room, switching to a new one (and a new

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use once_cell::sync::OnceCell;
 
-pub(crate) use edit::{FileInfo, MAX_LEVELS, VersionEdit};
+pub(crate) use edit::{FileInfo, MAX_LEVELS, NamespaceRecord, VersionEdit};
 pub(crate) use set::VersionSet;
 
 use crate::cache::BlockCache;

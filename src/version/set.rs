@@ -217,6 +217,11 @@ impl VersionSet {
         &self.dropped_namespaces
     }
 
+    /// The live namespaces, as recorded.
+    pub(crate) fn namespace_records(&self) -> Vec<NamespaceRecord> {
+        self.namespaces.values().cloned().collect()
+    }
+
     pub(crate) fn manifest_number(&self) -> Option<u64> {
         self.manifest.as_ref().map(|(n, _)| *n)
     }
