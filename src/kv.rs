@@ -27,11 +27,17 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use crate::batch::{DEFAULT_NS, WriteBatch};
-use crate::db::{Db, DbInner};
+use crate::db::request::WriteRequest;
+use crate::db::{BatchReport, CasConflict, Db, DbInner};
 use crate::error::{Error, Result};
 use crate::key;
+use crate::namespace::{Namespace, NamespaceOptions};
 use crate::options::Options;
+use crate::txn::Transaction;
+use crate::watch::Subscriber;
 
 /// An async key-value store. Implemented by [`MemoryKvStore`] and
 /// [`PersistKvStore`]; both are `Send + Sync` and meant to be shared through `Arc`.
@@ -161,6 +167,113 @@ macro_rules! impl_kv_store {
                 let durability = self.db.inner.opts.durability;
                 let fut = self.db.inner.write_async(batch, durability);
                 async move { fut.await.map(|_| ()) }
+            }
+
+            /// Applies the valid ops of `batch` atomically and reports the rest.
+            pub fn write_best_effort(
+                &self,
+                batch: WriteBatch,
+            ) -> impl Future<Output = Result<BatchReport>> + Send + 'static {
+                let total = batch.len();
+                let mut req = WriteRequest::new(batch, self.db.inner.opts.durability);
+                req.best_effort = true;
+                let fut = self.db.inner.submit_async(req);
+                async move {
+                    let done = fut.await?;
+                    Ok(BatchReport {
+                        applied: total - done.rejected.len(),
+                        errors: done.rejected,
+                    })
+                }
+            }
+
+            /// Sets `key` to `value`, expiring `ttl` after the write commits.
+            pub fn set_with_ttl(
+                &self,
+                key: &str,
+                value: Vec<u8>,
+                ttl: Duration,
+            ) -> impl Future<Output = Result<()>> + Send + 'static {
+                let mut b = WriteBatch::new();
+                b.put_with_ttl(key, value, ttl);
+                self.write(b)
+            }
+
+            /// Sets `key` and returns its previous value, atomically.
+            pub fn insert_returning_old(
+                &self,
+                key: &str,
+                value: Vec<u8>,
+            ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send + 'static {
+                let c = self.db.space().insert_returning_old(key.as_bytes(), &value);
+                let inner = Arc::clone(&self.db.inner);
+                async move { Ok(c?.run_async(&inner).await?.map(|v| v.to_vec())) }
+            }
+
+            /// Replaces the value of an existing `key`, returning the old one
+            /// (`Error::NotFound`, nothing written, if absent).
+            pub fn update(
+                &self,
+                key: &str,
+                value: Vec<u8>,
+            ) -> impl Future<Output = Result<Vec<u8>>> + Send + 'static {
+                let c = self.db.space().update(key.as_bytes(), &value);
+                let inner = Arc::clone(&self.db.inner);
+                async move { Ok(c?.run_async(&inner).await?.to_vec()) }
+            }
+
+            /// Removes `key` and returns its value, atomically.
+            pub fn consume(
+                &self,
+                key: &str,
+            ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send + 'static {
+                let c = self.db.space().consume(key.as_bytes());
+                let inner = Arc::clone(&self.db.inner);
+                async move { Ok(c?.run_async(&inner).await?.map(|v| v.to_vec())) }
+            }
+
+            /// Sets (or, with `new == None`, deletes) `key` only if it holds `expected`.
+            pub fn compare_and_swap(
+                &self,
+                key: &str,
+                expected: Option<&[u8]>,
+                new: Option<&[u8]>,
+            ) -> impl Future<Output = Result<std::result::Result<(), CasConflict>>> + Send + 'static
+            {
+                let c = self
+                    .db
+                    .space()
+                    .compare_and_swap(key.as_bytes(), expected, new);
+                let inner = Arc::clone(&self.db.inner);
+                async move { c?.run_async(&inner).await }
+            }
+
+            /// Subscribes to changes under `prefix`; the subscriber is a `Stream`.
+            pub fn watch_prefix(&self, prefix: &str) -> Subscriber {
+                self.db.watch_prefix(prefix)
+            }
+
+            /// The namespace `name` (created and recorded if missing, off the
+            /// runtime). Its methods are the synchronous `Namespace` API.
+            pub async fn namespace(&self, name: &str) -> Result<Namespace> {
+                let (db, name) = (self.db.clone(), name.to_owned());
+                off_runtime(move || db.namespace(&name)).await
+            }
+
+            /// `namespace` with options (applied to an existing namespace too).
+            pub async fn namespace_with(
+                &self,
+                name: &str,
+                options: NamespaceOptions,
+            ) -> Result<Namespace> {
+                let (db, name) = (self.db.clone(), name.to_owned());
+                off_runtime(move || db.namespace_with(&name, options)).await
+            }
+
+            /// Begins an optimistic transaction; commit it with
+            /// [`Transaction::commit_async`].
+            pub fn transaction(&self) -> Transaction {
+                self.db.transaction()
             }
         }
     };

@@ -334,18 +334,21 @@ impl Namespace {
         value: impl AsRef<[u8]>,
     ) -> Result<Option<crate::Value>> {
         self.space()
-            .insert_returning_old(key.as_ref(), value.as_ref())
+            .insert_returning_old(key.as_ref(), value.as_ref())?
+            .run(&self.db.inner)
     }
 
     /// Replaces the value of an existing `key`, returning the old one;
     /// `Error::NotFound` (and nothing written) if it is absent.
     pub fn update(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<crate::Value> {
-        self.space().update(key.as_ref(), value.as_ref())
+        self.space()
+            .update(key.as_ref(), value.as_ref())?
+            .run(&self.db.inner)
     }
 
     /// Removes `key` and returns its value, atomically.
     pub fn consume(&self, key: impl AsRef<[u8]>) -> Result<Option<crate::Value>> {
-        self.space().consume(key.as_ref())
+        self.space().consume(key.as_ref())?.run(&self.db.inner)
     }
 
     /// Sets (or, with `new == None`, deletes) `key` only if its value is
@@ -356,7 +359,9 @@ impl Namespace {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<std::result::Result<(), crate::CasConflict>> {
-        self.space().compare_and_swap(key.as_ref(), expected, new)
+        self.space()
+            .compare_and_swap(key.as_ref(), expected, new)?
+            .run(&self.db.inner)
     }
 
     /// Subscribes to the puts and deletes of keys starting with `prefix`.

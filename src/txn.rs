@@ -159,8 +159,30 @@ impl Transaction {
     /// committed by someone else since the transaction began: then
     /// `Error::Conflict` and nothing is written.
     pub fn commit(self) -> Result<()> {
+        let inner = std::sync::Arc::clone(&self.db.inner);
+        match self.into_request() {
+            Some(req) => inner.submit(req).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// `commit` from async code: resolves when committed, never blocking the runtime.
+    pub fn commit_async(self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let inner = std::sync::Arc::clone(&self.db.inner);
+        let fut = self.into_request().map(|req| inner.submit_async(req));
+        async move {
+            match fut {
+                Some(f) => f.await.map(|_| ()),
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// The commit's write: the buffered ops plus the conflict check.
+    /// `None` for a read-only transaction (its snapshot was consistent).
+    fn into_request(self) -> Option<WriteRequest> {
         if self.writes.is_empty() {
-            return Ok(()); // read-only: its snapshot was consistent
+            return None;
         }
         let start = self.snapshot.sequence();
         let inner = &self.db.inner;
@@ -195,7 +217,7 @@ impl Transaction {
             }
             Ok(())
         }));
-        inner.submit(req).map(|_| ())
+        Some(req)
     }
 
     /// Discards the transaction (dropping it does the same).

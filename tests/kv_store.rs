@@ -240,3 +240,83 @@ fn the_kv_store_example_prints_its_three_sections() {
         }
     }
 }
+
+/// The rich API through the async stores: conditional ops, TTL, best-effort
+/// batches, transactions and a watch read as a `Stream`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_stores_expose_the_rich_api() {
+    use futures_core::Stream;
+    use std::pin::Pin;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let persist = PersistKvStore::open(dir.path()).await.expect("open");
+    let memory = MemoryKvStore::new();
+    for (name, conflict) in [
+        (
+            "persist",
+            persist.compare_and_swap("c", None, Some(b"1")).await,
+        ),
+        (
+            "memory",
+            memory.compare_and_swap("c", None, Some(b"1")).await,
+        ),
+    ] {
+        assert!(conflict.expect("cas").is_ok(), "{name}");
+    }
+    let again = persist
+        .compare_and_swap("c", None, Some(b"2"))
+        .await
+        .expect("cas");
+    assert_eq!(again.expect_err("conflict").current.expect("current"), b"1");
+    assert_eq!(memory.get("c").await.expect("get"), Some(b"1".to_vec()));
+    assert_eq!(
+        persist
+            .insert_returning_old("k", b"1".to_vec())
+            .await
+            .expect("insert"),
+        None
+    );
+    assert_eq!(
+        persist.update("k", b"2".to_vec()).await.expect("update"),
+        b"1".to_vec()
+    );
+    assert!(matches!(
+        persist.update("missing", b"x".to_vec()).await,
+        Err(strata_kv::Error::NotFound)
+    ));
+    assert_eq!(
+        persist.consume("k").await.expect("consume"),
+        Some(b"2".to_vec())
+    );
+    persist
+        .set_with_ttl("t", b"v".to_vec(), Duration::from_secs(3600))
+        .await
+        .expect("ttl");
+    assert!(persist.exists("t").await.expect("exists"));
+
+    let mut batch = strata_kv::WriteBatch::new();
+    batch.put("a", "1");
+    batch.update("absent", "x");
+    let report = memory.write_best_effort(batch).await.expect("best effort");
+    assert_eq!((report.applied, report.errors.len()), (1, 1));
+
+    let mut txn = memory.transaction();
+    txn.put("tx", "1");
+    txn.commit_async().await.expect("commit");
+    assert_eq!(memory.get("tx").await.expect("get"), Some(b"1".to_vec()));
+
+    let ns = persist.namespace("async-ns").await.expect("namespace");
+    ns.put("x", "y").expect("put");
+
+    let mut sub = memory.watch_prefix("w:");
+    memory.set("w:1", b"one".to_vec()).await.expect("set");
+    let event = std::future::poll_fn(|cx| Pin::new(&mut sub).poll_next(cx)).await;
+    match event {
+        Some(strata_kv::Event::Put { key, value, .. }) => {
+            assert_eq!(
+                (key.to_vec(), value.to_vec()),
+                (b"w:1".to_vec(), b"one".to_vec())
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}

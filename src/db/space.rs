@@ -108,14 +108,14 @@ impl Space<'_> {
         self.inner.watchers.subscribe(self.ns, prefix)
     }
 
-    /// Commits `batch` with a prepare step that reads the current value of
-    /// `key` and decides; returns what it left in the slot.
+    /// A write of `batch` with a prepare step that reads the current value
+    /// of `key` and decides (possibly emptying the batch).
     fn conditional<T: Send + 'static>(
         &self,
         key: &[u8],
         batch: WriteBatch,
         decide: impl FnOnce(Option<Bytes>, &mut WriteBatch) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    ) -> Result<Conditional<T>> {
         self.check()?;
         let ukey = self.ukey(key);
         let slot: Slot<T> = Arc::default();
@@ -127,19 +127,20 @@ impl Space<'_> {
             *out.lock() = Some(decided);
             Ok(())
         }));
-        self.inner.submit(req)?;
-        slot.lock()
-            .take()
-            .ok_or_else(|| Error::invalid("conditional write was not evaluated"))
+        Ok(Conditional { req, slot })
     }
 
-    pub(crate) fn insert_returning_old(&self, key: &[u8], value: &[u8]) -> Result<Option<Value>> {
+    pub(crate) fn insert_returning_old(
+        &self,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Conditional<Option<Value>>> {
         let mut b = WriteBatch::new();
         self.add_put(&mut b, key, value);
         self.conditional(key, b, |old, _| Ok(old.map(Value::from_bytes)))
     }
 
-    pub(crate) fn update(&self, key: &[u8], value: &[u8]) -> Result<Value> {
+    pub(crate) fn update(&self, key: &[u8], value: &[u8]) -> Result<Conditional<Value>> {
         let mut b = WriteBatch::new();
         self.add_put(&mut b, key, value);
         self.conditional(key, b, |old, _| {
@@ -147,7 +148,7 @@ impl Space<'_> {
         })
     }
 
-    pub(crate) fn consume(&self, key: &[u8]) -> Result<Option<Value>> {
+    pub(crate) fn consume(&self, key: &[u8]) -> Result<Conditional<Option<Value>>> {
         let mut b = WriteBatch::new();
         b.delete_op(self.ns, key);
         self.conditional(key, b, |old, batch| {
@@ -163,7 +164,7 @@ impl Space<'_> {
         key: &[u8],
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
-    ) -> Result<std::result::Result<(), CasConflict>> {
+    ) -> Result<Conditional<std::result::Result<(), CasConflict>>> {
         let mut b = WriteBatch::new();
         match new {
             Some(v) => self.add_put(&mut b, key, v),
@@ -180,6 +181,39 @@ impl Space<'_> {
                 }))
             }
         })
+    }
+}
+
+/// A conditional write ready to submit, and where its answer will be.
+pub(crate) struct Conditional<T> {
+    req: WriteRequest,
+    slot: Slot<T>,
+}
+
+fn take<T>(slot: &Slot<T>) -> Result<T> {
+    slot.lock()
+        .take()
+        .ok_or_else(|| Error::invalid("conditional write was not evaluated"))
+}
+
+impl<T: Send + 'static> Conditional<T> {
+    /// Commits and waits.
+    pub(crate) fn run(self, inner: &Arc<DbInner>) -> Result<T> {
+        inner.submit(self.req)?;
+        take(&self.slot)
+    }
+
+    /// Commits from async code, without blocking.
+    pub(crate) fn run_async(
+        self,
+        inner: &Arc<DbInner>,
+    ) -> impl std::future::Future<Output = Result<T>> + Send + 'static {
+        let fut = inner.submit_async(self.req);
+        let slot = self.slot;
+        async move {
+            fut.await?;
+            take(&slot)
+        }
     }
 }
 
@@ -236,18 +270,21 @@ impl Db {
         value: impl AsRef<[u8]>,
     ) -> Result<Option<Value>> {
         self.space()
-            .insert_returning_old(key.as_ref(), value.as_ref())
+            .insert_returning_old(key.as_ref(), value.as_ref())?
+            .run(&self.inner)
     }
 
     /// Replaces the value of an existing `key`, returning the old one;
     /// `Error::NotFound` (and nothing written) if it is absent.
     pub fn update(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<Value> {
-        self.space().update(key.as_ref(), value.as_ref())
+        self.space()
+            .update(key.as_ref(), value.as_ref())?
+            .run(&self.inner)
     }
 
     /// Removes `key` and returns its value, atomically.
     pub fn consume(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        self.space().consume(key.as_ref())
+        self.space().consume(key.as_ref())?.run(&self.inner)
     }
 
     /// Sets (or, with `new == None`, deletes) `key` only if its value is
@@ -267,7 +304,9 @@ impl Db {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<std::result::Result<(), CasConflict>> {
-        self.space().compare_and_swap(key.as_ref(), expected, new)
+        self.space()
+            .compare_and_swap(key.as_ref(), expected, new)?
+            .run(&self.inner)
     }
 
     /// Subscribes to the puts and deletes of keys starting with `prefix`,

@@ -138,7 +138,7 @@ impl DbInner {
     pub(crate) fn submit_async(
         self: &Arc<Self>,
         req: WriteRequest,
-    ) -> impl Future<Output = Result<Committed>> + Send + 'static {
+    ) -> impl Future<Output = Result<Committed>> + Send + 'static + use<> {
         let queued = self.enqueue_async(req);
         async move {
             match queued {
@@ -154,7 +154,7 @@ impl DbInner {
         self: &Arc<Self>,
         batch: WriteBatch,
         durability: Durability,
-    ) -> impl Future<Output = Result<u64>> + Send + 'static {
+    ) -> impl Future<Output = Result<u64>> + Send + 'static + use<> {
         let fut = self.submit_async(WriteRequest::new(batch, durability));
         async move { fut.await.map(|c| c.last_seq) }
     }
