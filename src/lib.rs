@@ -34,6 +34,8 @@ mod error;
 mod format;
 pub mod fs;
 pub mod hash;
+#[cfg(feature = "internals")]
+pub mod internals;
 mod iter;
 mod key;
 pub mod kv;
@@ -51,7 +53,7 @@ mod watch;
 
 pub use batch::WriteBatch;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use db::{BatchReport, CasConflict, Db};
+pub use db::{BatchReport, CasConflict, Db, Inspection, TableInfo, VerifyReport};
 pub use error::{Error, Result};
 pub use iter::Iter;
 pub use namespace::{Namespace, NamespaceOptions};

@@ -20,6 +20,7 @@
 
 mod background;
 mod flush;
+mod inspect;
 mod memory;
 mod namespaces;
 mod open;
@@ -27,6 +28,7 @@ mod queue;
 mod read;
 pub(crate) mod request;
 mod space;
+mod verify;
 mod write;
 
 use std::ops::RangeBounds;
@@ -39,10 +41,12 @@ use parking_lot::Mutex;
 
 pub(crate) use background::Background;
 pub(crate) use flush::write_table;
+pub use inspect::{Inspection, TableInfo};
 pub(crate) use queue::CommitQueue;
 pub(crate) use read::{SuperVersion, resolve};
 pub(crate) use space::Space;
 pub use space::{BatchReport, CasConflict};
+pub use verify::VerifyReport;
 pub(crate) use write::WriterState;
 
 use crate::batch::{DEFAULT_NS, WriteBatch};

@@ -257,6 +257,12 @@ impl DbInner {
             let (offset, reason, torn) = match item {
                 LogItem::Record { offset, data } => match validate_batch(&data, &path, offset) {
                     Ok((seq, count)) => {
+                        if count > 0 && seq > replay.last_seq + 1 {
+                            self.sequence_gap(&path, offset, replay, seq)?;
+                            if replay.stopped {
+                                return Ok(());
+                            }
+                        }
                         self.apply_replayed(replay, &data, seq, count)?;
                         continue;
                     }
@@ -295,6 +301,31 @@ impl DbInner {
             }
         }
         Ok(())
+    }
+
+    /// Sequence numbers run on without gaps across WALs: a gap means
+    /// records were lost (say, a WAL deleted after a manifest edit that
+    /// recovery then dropped as a torn tail, though it was durable).
+    fn sequence_gap(&self, path: &Path, offset: u64, replay: &mut Replay, seq: u64) -> Result<()> {
+        let reason = format!(
+            "sequence jumps from {} to {seq}: earlier records are missing",
+            replay.last_seq
+        );
+        match self.opts.wal_recovery {
+            WalRecovery::SkipAnyCorrupted => {
+                log::warn!("{}: {reason}", path.display());
+                Ok(())
+            }
+            WalRecovery::PointInTime => {
+                log::warn!(
+                    "{}: stopping recovery at {offset}: {reason}",
+                    path.display()
+                );
+                replay.stopped = true;
+                Ok(())
+            }
+            _ => Err(Error::corruption(path, offset, reason)),
+        }
     }
 
     fn apply_replayed(&self, replay: &mut Replay, rep: &Bytes, seq: u64, count: u32) -> Result<()> {

@@ -16,5 +16,7 @@ mod table;
 mod tests;
 
 pub(crate) use block::Block;
+#[cfg(feature = "internals")]
+pub(crate) use block::{BlockBuilder, BlockIter};
 pub(crate) use builder::TableBuilder;
 pub(crate) use table::{Probe, Table, TableIter};

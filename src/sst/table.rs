@@ -348,6 +348,40 @@ impl Table {
         self.index.len()
     }
 
+    /// Reads every block (bypassing the cache), checks every checksum and
+    /// decodes every entry; returns (blocks, entries).
+    pub(crate) fn verify(&self) -> Result<(u64, u64)> {
+        let mut entries = 0u64;
+        for i in 0..self.index.len() {
+            let (offset, size) = self.index.handle(i).unwrap_or((0, 0));
+            let mut it = BlockIter::new(self.load_block(offset, size)?.0);
+            it.seek_to_first();
+            while it.valid() {
+                entries += 1;
+                it.next();
+            }
+            if let Some(e) = it.error() {
+                return Err(self.block_error(i, e));
+            }
+        }
+        if entries != self.props.entries {
+            return Err(Error::corruption(
+                &self.path,
+                0,
+                format!(
+                    "table holds {entries} entries, its properties say {}",
+                    self.props.entries
+                ),
+            ));
+        }
+        Ok((self.index.len() as u64, entries))
+    }
+
+    /// The table's properties.
+    pub(crate) fn props(&self) -> &TableProps {
+        &self.props
+    }
+
     /// False only if `hash` (of a user key) is certainly not in this table.
     pub(crate) fn may_contain(&self, hash: u64) -> bool {
         self.filter.as_ref().is_none_or(|f| f.may_contain(hash))
