@@ -73,6 +73,9 @@ const fn libc_enospc() -> i32 {
 
 #[derive(Debug, Default)]
 struct Plan {
+    /// Mutating operations left before a power loss, and the seed of its
+    /// torn writes (`None`: drop every unsynced byte).
+    crash_after: Option<(u64, Option<u64>)>,
     /// (operation, operations of that kind still to pass before the failing one, error).
     nth: Vec<(FaultOp, u64, FaultError)>,
     /// Probability in parts per million and the generator deciding.
@@ -176,6 +179,47 @@ impl FaultFs {
             .push((op, n.saturating_sub(1), error));
     }
 
+    /// Loses power just before the `n`th (1-based) future mutating operation
+    /// (create, append, sync, rename, remove, directory sync): so a crash can
+    /// land anywhere, mid-flush or between a rename and its directory sync.
+    /// With `torn_seed`, files keep a random part of their unsynced tails.
+    /// The operation fails, as does everything after, until [`restart`](Self::restart).
+    pub fn power_loss_after(&self, n: u64, torn_seed: Option<u64>) {
+        self.state.plan.lock().crash_after = Some((n.max(1), torn_seed));
+    }
+
+    /// True once a power loss has happened and before the restart.
+    pub fn is_down(&self) -> bool {
+        self.mem.is_down()
+    }
+
+    /// Counts a mutating operation toward a planned power loss.
+    fn step(&self, path: &Path) -> Result<()> {
+        let fire = {
+            let mut plan = self.state.plan.lock();
+            match &mut plan.crash_after {
+                Some((left, seed)) if *left <= 1 => {
+                    let seed = *seed;
+                    plan.crash_after = None;
+                    Some(seed)
+                }
+                Some((left, _)) => {
+                    *left -= 1;
+                    None
+                }
+                None => None,
+            }
+        };
+        if let Some(seed) = fire {
+            match seed {
+                Some(s) => self.power_loss_torn(s),
+                None => self.power_loss(),
+            }
+            return Err(Error::io_at(io::Error::other("power lost (simulated)"), path));
+        }
+        Ok(())
+    }
+
     /// Makes every write, sync, rename and directory sync fail with
     /// probability `ppm` per million, EIO or ENOSPC, decided by a generator seeded with `seed`.
     pub fn fail_randomly(&self, ppm: u32, seed: u64) {
@@ -247,6 +291,7 @@ struct FaultWritable {
 
 impl WritableFile for FaultWritable {
     fn append(&self, data: &[u8]) -> Result<()> {
+        self.fs.step(&self.path)?;
         match self.fs.state.check(FaultOp::Write) {
             None => self.inner.append(data),
             Some(err) => {
@@ -260,6 +305,7 @@ impl WritableFile for FaultWritable {
     }
 
     fn sync(&self) -> Result<()> {
+        self.fs.step(&self.path)?;
         self.fs.check(FaultOp::Sync, &self.path)?;
         {
             let me = std::thread::current().id();
@@ -282,6 +328,7 @@ impl FileSystem for FaultFs {
     }
 
     fn create(&self, path: &Path) -> Result<Arc<dyn WritableFile>> {
+        self.step(path)?;
         let inner = self.mem.create(path)?;
         Ok(Arc::new(FaultWritable {
             inner,
@@ -295,11 +342,13 @@ impl FileSystem for FaultFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.step(from)?;
         self.check(FaultOp::Rename, from)?;
         self.mem.rename(from, to)
     }
 
     fn remove(&self, path: &Path) -> Result<()> {
+        self.step(path)?;
         self.mem.remove(path)
     }
 
@@ -316,6 +365,7 @@ impl FileSystem for FaultFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.step(dir)?;
         self.check(FaultOp::SyncDir, dir)?;
         self.mem.sync_dir(dir)
     }

@@ -125,6 +125,10 @@ impl MemFs {
         st.locks.clear();
     }
 
+    pub(crate) fn is_down(&self) -> bool {
+        self.state.lock().down
+    }
+
     /// Brings the file system back after [`power_loss`](Self::power_loss).
     pub(crate) fn restart(&self) {
         self.state.lock().down = false;
