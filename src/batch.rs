@@ -149,6 +149,11 @@ impl WriteBatch {
         self.ops
     }
 
+    /// Bytes of the encoded batch (roughly what it adds to the WAL).
+    pub fn size_in_bytes(&self) -> usize {
+        self.rep.len()
+    }
+
     /// True if nothing was added.
     pub fn is_empty(&self) -> bool {
         self.ops == 0

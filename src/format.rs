@@ -93,6 +93,17 @@ pub(crate) const FILTER_TAIL_SIZE: usize = 1 + 4;
 // File names
 // ---------------------------------------------------------------------------
 
+// Export dump (docs/format.md, "Export dump").
+pub(crate) const DUMP_MAGIC: u64 = u64::from_le_bytes(*b"STRATDMP");
+pub(crate) const DUMP_FORMAT_VERSION: u32 = 1;
+/// magic, version, flags, sequence, creation time, crc32 of the rest.
+pub(crate) const DUMP_HEADER_SIZE: usize = 8 + 4 + 4 + 8 + 8 + 4;
+/// Payload length, crc32 of the payload.
+pub(crate) const DUMP_RECORD_HEADER_SIZE: usize = 4 + 4;
+pub(crate) const DUMP_RECORD_NAMESPACE: u8 = 1;
+pub(crate) const DUMP_RECORD_ENTRY: u8 = 2;
+pub(crate) const DUMP_RECORD_END: u8 = 3;
+
 pub(crate) const CURRENT_FILE: &str = "CURRENT";
 pub(crate) const LOCK_FILE: &str = "LOCK";
 pub(crate) const MANIFEST_PREFIX: &str = "MANIFEST-";

@@ -53,7 +53,10 @@ mod watch;
 
 pub use batch::WriteBatch;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use db::{BatchReport, CasConflict, Db, Inspection, TableInfo, VerifyReport};
+pub use db::{
+    BatchReport, CasConflict, CheckpointInfo, Db, ExportReport, ImportReport, Inspection, Progress,
+    TableInfo, VerifyReport,
+};
 pub use error::{Error, Result};
 pub use iter::Iter;
 pub use namespace::{Namespace, NamespaceOptions};

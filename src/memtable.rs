@@ -176,6 +176,11 @@ impl Memtable {
         self.wal_number
     }
 
+    /// Entries held (every version and tombstone).
+    pub(crate) fn entries(&self) -> usize {
+        self.map.len()
+    }
+
     /// Inserts one version. `(ukey, seq)` pairs are unique by construction.
     pub(crate) fn insert(&self, ukey: &[u8], seq: u64, kind: u8, value: Bytes) {
         drop(self.insert_entry(ukey, seq, kind, value));

@@ -171,6 +171,18 @@ impl Registry {
         v
     }
 
+    /// Every live namespace, as the manifest would record it, by id.
+    pub(crate) fn records(&self) -> Vec<NamespaceRecord> {
+        let mut v: Vec<NamespaceRecord> = self
+            .by_id
+            .read()
+            .values()
+            .map(|m| m.options().to_record(m.id, &m.name))
+            .collect();
+        v.sort_by_key(|r| r.id);
+        v
+    }
+
     /// Namespaces that have a key limit.
     pub(crate) fn limited(&self) -> Vec<Arc<NsMeta>> {
         self.by_id

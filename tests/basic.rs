@@ -218,9 +218,16 @@ fn runs_on_an_in_memory_file_system() {
 #[test]
 fn inspect_describes_every_table() {
     let fs = FaultFs::new();
-    let db = Db::open("/db", Options::default().durability(Durability::Buffered).file_system(Arc::new(fs))).expect("open");
+    let db = Db::open(
+        "/db",
+        Options::default()
+            .durability(Durability::Buffered)
+            .file_system(Arc::new(fs)),
+    )
+    .expect("open");
     for i in 0..1000u32 {
-        db.put(format!("key{i:04}"), b"value value value value").expect("put");
+        db.put(format!("key{i:04}"), b"value value value value")
+            .expect("put");
     }
     db.flush().expect("flush");
     db.compact().expect("compact");
@@ -232,8 +239,19 @@ fn inspect_describes_every_table() {
     assert_eq!(entries, 1001);
     let l0 = i.tables.iter().find(|t| t.level == 0).expect("an L0 table");
     assert_eq!(l0.smallest.1, b"zzz");
-    let deep = i.tables.iter().find(|t| t.level > 0).expect("a deeper table");
-    assert_eq!((deep.smallest.0, deep.smallest.1.to_vec()), (0, b"key0000".to_vec()));
-    assert!(deep.compression_ratio > 1.5, "repetitive values compress: {}", deep.compression_ratio);
+    let deep = i
+        .tables
+        .iter()
+        .find(|t| t.level > 0)
+        .expect("a deeper table");
+    assert_eq!(
+        (deep.smallest.0, deep.smallest.1.to_vec()),
+        (0, b"key0000".to_vec())
+    );
+    assert!(
+        deep.compression_ratio > 1.5,
+        "repetitive values compress: {}",
+        deep.compression_ratio
+    );
     assert!(deep.largest_seq >= deep.smallest_seq && deep.smallest_seq >= 1);
 }

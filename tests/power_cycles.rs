@@ -42,8 +42,14 @@ fn census(db: &Db) -> BTreeMap<u64, BTreeMap<u64, usize>> {
         let (k, _) = item.expect("scan after recovery");
         let k = std::str::from_utf8(&k).expect("utf8");
         let mut parts = k.split(':');
-        let c: u64 = parts.next().and_then(|c| c[1..].parse().ok()).expect("cycle");
-        let b: u64 = parts.next().and_then(|b| b[1..].parse().ok()).expect("batch");
+        let c: u64 = parts
+            .next()
+            .and_then(|c| c[1..].parse().ok())
+            .expect("cycle");
+        let b: u64 = parts
+            .next()
+            .and_then(|b| b[1..].parse().ok())
+            .expect("batch");
         *out.entry(c).or_default().entry(b).or_default() += 1;
     }
     out
@@ -51,8 +57,14 @@ fn census(db: &Db) -> BTreeMap<u64, BTreeMap<u64, usize>> {
 
 #[test]
 fn power_loss_at_random_points_keeps_synced_writes_and_a_prefix_of_the_rest() {
-    let cycles: u64 = std::env::var("STRATA_POWER_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    let seed: u64 = std::env::var("STRATA_POWER_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
+    let cycles: u64 = std::env::var("STRATA_POWER_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let seed: u64 = std::env::var("STRATA_POWER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
     eprintln!("power-loss cycles: {cycles}, seed {seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
     let fs = FaultFs::new();
@@ -60,7 +72,11 @@ fn power_loss_at_random_points_keeps_synced_writes_and_a_prefix_of_the_rest() {
     let (mut with_faults, mut torn_runs, mut synced_runs) = (0, 0, 0);
     for cycle in 0..cycles {
         let sync = rng.bool();
-        let durability = if sync { Durability::Sync } else { Durability::Buffered };
+        let durability = if sync {
+            Durability::Sync
+        } else {
+            Durability::Buffered
+        };
         let db = Db::open("/db", opts(&fs, durability)).expect("open");
         let torn = rng.bool().then(|| rng.u64(..));
         if rng.u32(0..4) == 0 {
@@ -98,16 +114,28 @@ fn power_loss_at_random_points_keeps_synced_writes_and_a_prefix_of_the_rest() {
         let empty = BTreeMap::new();
         let mine = c.get(&cycle).unwrap_or(&empty);
         for (b, n) in mine {
-            assert_eq!(*n, WIDTH, "cycle {cycle} (seed {seed}): batch {b} partly visible");
+            assert_eq!(
+                *n, WIDTH,
+                "cycle {cycle} (seed {seed}): batch {b} partly visible"
+            );
         }
         let present = mine.len() as u64;
-        assert!(mine.keys().copied().eq(0..present), "cycle {cycle} (seed {seed}): not a prefix");
+        assert!(
+            mine.keys().copied().eq(0..present),
+            "cycle {cycle} (seed {seed}): not a prefix"
+        );
         if sync && let Some(a) = acked {
-            assert!(present > a, "cycle {cycle} (seed {seed}): synced batch {a} lost, {present} present");
+            assert!(
+                present > a,
+                "cycle {cycle} (seed {seed}): synced batch {a} lost, {present} present"
+            );
         }
         for (&old, &n) in &settled {
             let now = c.get(&old).map_or(0, |m| m.len() as u64);
-            assert_eq!(now, n, "cycle {old} changed by the crash of cycle {cycle} (seed {seed})");
+            assert_eq!(
+                now, n,
+                "cycle {old} changed by the crash of cycle {cycle} (seed {seed})"
+            );
         }
         settled.insert(cycle, present);
         db.close().expect("close");

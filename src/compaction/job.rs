@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::EntryFilter;
 use super::picker::{self, Pick, Reason};
+use super::{EntryFilter, OutputTables};
 use crate::db::{DbInner, SuperVersion, write_table};
 use crate::error::{Error, Result};
 use crate::iter::{InternalIterator, LevelIter, MergingIterator};
@@ -77,8 +77,11 @@ impl DbInner {
                     self.now_ms(),
                     self.dropped_namespaces(),
                 );
-                let (outputs, written) =
-                    write_table(self, &mut merged, &mut filter, self.opts.target_file_size)?;
+                let (outputs, written) = write_table(
+                    OutputTables::new(self, self.opts.target_file_size),
+                    &mut merged,
+                    &mut filter,
+                )?;
                 let read: u64 = inputs.iter().chain(&overlapping).map(|f| f.info.size).sum();
                 let mut edit = VersionEdit::default();
                 edit.deleted

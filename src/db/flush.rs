@@ -12,15 +12,13 @@ use crate::key;
 use crate::memtable::Memtable;
 use crate::version::{FileInfo, VersionEdit};
 
-/// Writes the entries of `source` that `filter` keeps into new tables.
+/// Writes the entries of `source` that `filter` keeps into `out`'s tables.
 /// Returns the files written and their total size.
 pub(crate) fn write_table(
-    inner: &DbInner,
+    mut out: OutputTables<'_>,
     source: &mut dyn InternalIterator,
     filter: &mut EntryFilter,
-    target_size: u64,
 ) -> Result<(Vec<FileInfo>, u64)> {
-    let mut out = OutputTables::new(inner, target_size);
     let mut tomb = Vec::new();
     let result = (|| {
         while source.valid() {
@@ -55,7 +53,7 @@ impl DbInner {
         it.seek_to_first();
         let dropped = self.dropped_namespaces();
         let mut filter = EntryFilter::new(self.snapshots.list(), false, self.now_ms(), dropped);
-        write_table(self, &mut it, &mut filter, u64::MAX)
+        write_table(OutputTables::new(self, u64::MAX), &mut it, &mut filter)
     }
 
     pub(crate) fn dropped_namespaces(&self) -> Vec<u32> {

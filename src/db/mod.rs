@@ -19,6 +19,8 @@
 //! - `versions` (the manifest) is taken briefly by flush and compaction.
 
 mod background;
+mod checkpoint;
+mod dump;
 mod flush;
 mod inspect;
 mod memory;
@@ -40,6 +42,8 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 pub(crate) use background::Background;
+pub use checkpoint::CheckpointInfo;
+pub use dump::{ExportReport, ImportReport, Progress};
 pub(crate) use flush::write_table;
 pub use inspect::{Inspection, TableInfo};
 pub(crate) use queue::CommitQueue;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Db, DbInner};
+use super::{Db, DbInner, Progress};
 use crate::batch::validate_batch;
 use crate::error::{Error, Result};
 use crate::format::{
@@ -78,7 +78,7 @@ impl DbInner {
         Ok(())
     }
 
-    pub(crate) fn verify(self: &Arc<Self>) -> Result<VerifyReport> {
+    pub(crate) fn verify(self: &Arc<Self>, progress: Progress<'_>) -> Result<VerifyReport> {
         self.check_open()?;
         let mut report = VerifyReport::default();
         let Some(versions) = &self.versions else {
@@ -88,6 +88,8 @@ impl DbInner {
             let v = versions.lock();
             (v.current(), v.manifest_number(), v.log_number())
         };
+        let total: u64 = version.files().map(|(_, f)| f.info.size).sum();
+        let mut done = 0;
         for (_, file) in version.files() {
             report.tables += 1;
             match file.table().and_then(|t| t.verify()) {
@@ -97,6 +99,8 @@ impl DbInner {
                 }
                 Err(e) => report.problems.push(e),
             }
+            done += file.info.size;
+            progress(done, total);
         }
         if let Some(m) = manifest {
             self.verify_log(m, LOG_KIND_MANIFEST, &mut report)?;
@@ -118,6 +122,11 @@ impl Db {
     /// checksum and decoding every entry. Damage is reported, not returned
     /// as an error; `Err` means the check itself could not run.
     pub fn verify(&self) -> Result<VerifyReport> {
-        self.inner.verify()
+        self.inner.verify(&mut |_, _| {})
+    }
+
+    /// [`verify`](Self::verify), calling `progress(table bytes checked, total)`.
+    pub fn verify_with_progress(&self, progress: Progress<'_>) -> Result<VerifyReport> {
+        self.inner.verify(progress)
     }
 }

@@ -215,7 +215,10 @@ impl FaultFs {
                 Some(s) => self.power_loss_torn(s),
                 None => self.power_loss(),
             }
-            return Err(Error::io_at(io::Error::other("power lost (simulated)"), path));
+            return Err(Error::io_at(
+                io::Error::other("power lost (simulated)"),
+                path,
+            ));
         }
         Ok(())
     }

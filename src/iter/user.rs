@@ -73,6 +73,8 @@ pub struct Iter {
     done: bool,
     /// An error to yield before anything else (the database was closed).
     pending_error: Option<crate::error::Error>,
+    /// The expiry of the entry yielded last, if it has one.
+    last_expiry: Option<u64>,
 }
 
 impl Iter {
@@ -98,7 +100,14 @@ impl Iter {
             back: None,
             done: false,
             pending_error: None,
+            last_expiry: None,
         }
+    }
+
+    /// The expiry (ms since the Unix epoch) of the entry yielded last, if
+    /// it was written with a TTL.
+    pub(crate) fn last_expiry(&self) -> Option<u64> {
+        self.last_expiry
     }
 
     fn emit(&self, ukey: &[u8], value: Bytes) -> (Value, Value) {
@@ -107,10 +116,14 @@ impl Iter {
     }
 
     /// The value to show for a version, or `None` if it hides the key.
-    fn visible(&self, trailer: u64, value: Bytes) -> Option<Bytes> {
+    fn visible(&mut self, trailer: u64, value: Bytes) -> Option<Bytes> {
         match key::kind_of(trailer) {
-            KIND_PUT => Some(value),
+            KIND_PUT => {
+                self.last_expiry = None;
+                Some(value)
+            }
             KIND_PUT_TTL if ttl_expiry(&value) > self.state.now_ms => {
+                self.last_expiry = Some(ttl_expiry(&value));
                 Some(value.slice(EXPIRY_SIZE.min(value.len())..))
             }
             _ => None,

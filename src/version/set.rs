@@ -47,6 +47,29 @@ fn current_contents(manifest_number: u64) -> String {
     format!("{name}\n{crc:08x}\n")
 }
 
+/// Writes manifest `number` in `dir` holding `edit` alone, syncs it, then
+/// points CURRENT at it (temp file, fsync, rename, directory fsync).
+/// Returns the manifest's writer, for appending later edits.
+pub(crate) fn write_manifest_snapshot(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    number: u64,
+    edit: &VersionEdit,
+) -> Result<LogWriter> {
+    let file = fs.create(&dir.join(manifest_name(number)))?;
+    let mut writer = LogWriter::new(file, number, LOG_KIND_MANIFEST)?;
+    writer.add_record(&edit.encode())?;
+    writer.sync()?;
+    write_file_atomic(
+        fs,
+        dir,
+        CURRENT_FILE,
+        &format!("{CURRENT_FILE}{TEMP_SUFFIX}"),
+        current_contents(number).as_bytes(),
+    )?;
+    Ok(writer)
+}
+
 /// The durable state of the database's files.
 #[derive(Debug)]
 pub(crate) struct VersionSet {
@@ -248,18 +271,8 @@ impl VersionSet {
     /// removes the old manifest.
     pub(crate) fn write_new_manifest(&mut self) -> Result<()> {
         let number = self.new_file_number();
-        let path = self.dir.join(manifest_name(number));
-        let file = self.fs.create(&path)?;
-        let mut writer = LogWriter::new(file, number, LOG_KIND_MANIFEST)?;
-        writer.add_record(&self.snapshot_edit().encode())?;
-        writer.sync()?;
-        write_file_atomic(
-            self.fs.as_ref(),
-            &self.dir,
-            CURRENT_FILE,
-            &format!("{CURRENT_FILE}{TEMP_SUFFIX}"),
-            current_contents(number).as_bytes(),
-        )?;
+        let writer =
+            write_manifest_snapshot(self.fs.as_ref(), &self.dir, number, &self.snapshot_edit())?;
         if let Some((old, _)) = self.manifest.replace((number, writer)) {
             let old_path = self.dir.join(manifest_name(old));
             if let Err(e) = self.fs.remove(&old_path) {
