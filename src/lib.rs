@@ -45,11 +45,17 @@ mod options;
 mod snapshot;
 mod sst;
 mod stats;
+pub mod tools;
 mod txn;
 mod value;
 mod version;
 mod wal;
 mod watch;
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
 
 pub use batch::WriteBatch;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use once_cell::sync::OnceCell;
 
 pub(crate) use edit::{FileInfo, MAX_LEVELS, NamespaceRecord, VersionEdit};
-pub(crate) use set::{VersionSet, write_manifest_snapshot};
+pub(crate) use set::{VersionSet, read_current, write_manifest_snapshot};
 
 use crate::cache::BlockCache;
 use crate::error::Result;

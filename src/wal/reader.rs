@@ -45,6 +45,8 @@ pub(crate) struct LogReader {
     data: Bytes,
     pos: usize,
     number: u64,
+    /// Accept a header naming any log number (a file read on its own).
+    any_number: bool,
     kind: u8,
     header_seen: bool,
     /// A record being assembled from fragments: (start offset, bytes).
@@ -66,11 +68,19 @@ impl LogReader {
             data,
             pos: 0,
             number,
+            any_number: false,
             kind,
             header_seen: false,
             partial: None,
             queued: None,
         }
+    }
+
+    /// Accepts whatever log number the header names (for reading a file
+    /// apart from its database, perhaps renamed).
+    pub(crate) fn any_number(mut self) -> Self {
+        self.any_number = true;
+        self
     }
 
     /// The next record or damage report; `None` at the end of the file.
@@ -110,7 +120,7 @@ impl LogReader {
         if kind != Some(self.kind) {
             return Err(format!("log kind {kind:?}, expected {}", self.kind));
         }
-        if number != Some(self.number) {
+        if !self.any_number && number != Some(self.number) {
             return Err(format!(
                 "log names itself {number:?}, expected {}",
                 self.number
