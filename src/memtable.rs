@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 
-use crate::format::TRAILER_SIZE;
+use crate::format::{KIND_SEEK, TRAILER_SIZE};
 use crate::key;
 
 /// Keys up to this many bytes (namespace + user key + trailer) live inside
@@ -227,20 +227,38 @@ impl Memtable {
         }
     }
 
-    /// The newest version of `ukey` visible to a plain read that began at
-    /// `seq`, for the in-memory mode where overwritten versions are pruned:
-    /// a newer version found is returned if it has been published since
-    /// (`visible`), since pruning happens only after publishing.
+    /// The newest version of `ukey` visible to a plain read, for the
+    /// in-memory mode where overwritten versions are pruned: any version
+    /// published by the time it returns will do (a read that began at `seq`
+    /// may see later ones). Versions newer than `visible` are still being
+    /// written and are skipped. The walk may lose a race with pruning (the
+    /// versions it wanted removed once a newer one was published); then
+    /// `visible` has moved, and it looks again.
     pub(crate) fn get_latest(&self, ukey: &[u8], seq: u64, visible: &AtomicU64) -> Option<Found> {
-        let newest = self.get(ukey, crate::format::MAX_SEQUENCE)?;
-        if key::seq_of(newest.trailer) <= seq {
-            return Some(newest);
+        let probe = MemKey::new(ukey, key::trailer(crate::format::MAX_SEQUENCE, KIND_SEEK));
+        let mut now = visible.load(AtomicOrdering::Acquire).max(seq);
+        loop {
+            let mut next = self.map.lower_bound(Bound::Included(&probe));
+            while let Some(entry) = next {
+                let (found_ukey, trailer) = key::split(entry.key().as_bytes())?;
+                if found_ukey != ukey {
+                    break;
+                }
+                if key::seq_of(trailer) <= now {
+                    return Some(Found {
+                        trailer,
+                        value: entry.value().clone(),
+                    });
+                }
+                next = entry.next();
+            }
+            // Nothing published at `now`: absent, unless pruning raced us.
+            let later = visible.load(AtomicOrdering::Acquire);
+            if later == now {
+                return None;
+            }
+            now = later;
         }
-        let now = visible.load(AtomicOrdering::Acquire);
-        if key::seq_of(newest.trailer) <= now {
-            return Some(newest);
-        }
-        self.get(ukey, now)
     }
 
     /// The largest sequence number inserted.

@@ -15,6 +15,8 @@ use super::DbInner;
 use super::request::{Committed, StateView, WriteRequest};
 use crate::batch::ops_of;
 use crate::error::Result;
+use crate::format::KIND_DELETE;
+use crate::key;
 
 impl DbInner {
     pub(crate) fn write_in_memory(&self, mut req: WriteRequest) -> Result<Committed> {
@@ -48,7 +50,12 @@ impl DbInner {
             ukey.clear();
             ukey.extend_from_slice(&op.ns.to_be_bytes());
             ukey.extend_from_slice(op.key);
-            entries.push(mem.insert_entry(&ukey, seq, op.kind, rep.slice(op.value_range)));
+            let value = rep.slice(op.value_range);
+            let entry = mem.insert_entry(&ukey, seq, op.kind, value.clone());
+            if let Some(index) = &self.point_index {
+                index.record(&ukey, key::trailer(seq, op.kind), &value);
+            }
+            entries.push(entry);
         }
         // Publish in sequence order: earlier writers are mid-insert, briefly.
         let mut spins = 0u32;
@@ -67,6 +74,17 @@ impl DbInner {
             self.watchers.publish(&rep, first);
         } else {
             self.visible_seq.store(last, Ordering::SeqCst);
+        }
+        if let Some(index) = &self.point_index {
+            // Published tombstones leave the index (the skiplist keeps them
+            // while snapshots may need them).
+            for e in &entries {
+                if let Some((ukey, trailer)) = key::split(e.key().as_bytes())
+                    && key::kind_of(trailer) == KIND_DELETE
+                {
+                    index.forget_tombstone(ukey, trailer);
+                }
+            }
         }
         if self.snapshots.none_older_than(first) {
             for e in &entries {

@@ -26,6 +26,7 @@ mod inspect;
 mod memory;
 mod namespaces;
 mod open;
+mod point_index;
 mod queue;
 mod read;
 pub(crate) mod request;
@@ -113,6 +114,8 @@ pub(crate) struct DbInner {
     pub(crate) visible_seq: AtomicU64,
     /// In-memory mode: the last sequence number handed out.
     pub(crate) next_seq: AtomicU64,
+    /// In-memory mode: every key's newest version, for point reads.
+    pub(crate) point_index: Option<point_index::PointIndex>,
     pub(crate) snapshots: SnapshotList,
     pub(crate) versions: Option<Mutex<VersionSet>>,
     pub(crate) table_ctx: Arc<TableCtx>,

@@ -47,6 +47,7 @@ fn new_inner(
         sv_update: Mutex::new(()),
         visible_seq: AtomicU64::new(last_seq),
         next_seq: AtomicU64::new(last_seq),
+        point_index: in_memory.then(super::point_index::PointIndex::default),
         snapshots: SnapshotList::default(),
         versions: versions.map(Mutex::new),
         table_ctx: ctx,

@@ -147,6 +147,21 @@ impl DbInner {
         if self.in_memory {
             // Only a memtable, whose overwritten versions are pruned as writes go.
             let seq = self.visible_seq.load(Ordering::Acquire);
+            if let Some(index) = &self.point_index {
+                match index.get(ukey) {
+                    // Nothing at or below `seq` (see point_index.rs).
+                    None => return Ok(None),
+                    Some(f) if key::seq_of(f.trailer) <= seq => return Ok(Some(f)),
+                    // Newer than the read, but published since: as fresh.
+                    Some(f)
+                        if key::seq_of(f.trailer) <= self.visible_seq.load(Ordering::Acquire) =>
+                    {
+                        return Ok(Some(f));
+                    }
+                    // Still being written: the skiplist has the older version.
+                    Some(_) => {}
+                }
+            }
             return Ok(self
                 .super_version
                 .load()
