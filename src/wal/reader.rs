@@ -215,15 +215,22 @@ impl LogReader {
     fn resync_from(&self, from: usize) -> Option<usize> {
         let mut p = from;
         while p < self.data.len() {
-            // Preallocated WAL space is zeros: skip the rest of an all-zero block.
-            let block_end = (p / LOG_BLOCK_SIZE + 1) * LOG_BLOCK_SIZE;
-            let rest = self
+            // Zeros (preallocated space) cannot hold a fragment's type byte,
+            // the header's 7th: skip a run of them in one step, so the scan
+            // stays linear in the file's size.
+            let zeros = self
                 .data
-                .get(p..block_end.min(self.data.len()))
-                .unwrap_or_default();
-            if rest.iter().all(|&b| b == 0) {
-                p = block_end;
-                continue;
+                .get(p..)
+                .unwrap_or_default()
+                .iter()
+                .position(|&b| b != 0);
+            match zeros {
+                None => return None,
+                Some(run) if run > LOG_HEADER_SIZE - 1 => {
+                    p += run - (LOG_HEADER_SIZE - 1);
+                    continue;
+                }
+                Some(_) => {}
             }
             if matches!(
                 self.parse_fragment(p),
