@@ -166,14 +166,19 @@ pub(crate) fn pick(
 fn pick_level(version: &Version, pointers: &Pointers, level: usize) -> Pick {
     if level == 0 {
         let inputs = version.levels[0].clone();
-        if let [only] = inputs.as_slice()
-            && version
-                .overlapping(1, only.smallest_ukey(), only.largest_ukey())
-                .is_empty()
-        {
+        // A file sharing no key range with another L0 file or with L1 moves
+        // down as it is, oldest first: what sequential loads produce.
+        let alone = inputs.iter().rev().find(|f| {
+            let (lo, hi) = (f.smallest_ukey(), f.largest_ukey());
+            inputs
+                .iter()
+                .all(|g| Arc::ptr_eq(f, g) || g.largest_ukey() < lo || g.smallest_ukey() > hi)
+                && version.overlapping(1, lo, hi).is_empty()
+        });
+        if let Some(file) = alone {
             return Pick::TrivialMove {
                 level: 0,
-                file: Arc::clone(only),
+                file: Arc::clone(file),
             };
         }
         return merge_into(version, 0, 1, inputs, Reason::L0Files);
@@ -344,6 +349,48 @@ mod tests {
         assert_eq!(numbers(&inputs), vec![1, 2, 3, 4]);
         assert_eq!(numbers(&overlapping), vec![5, 6]);
         assert!(bottommost);
+    }
+
+    #[test]
+    fn l0_file_sharing_no_range_moves_down_trivially_oldest_first() {
+        // Sequential loads: disjoint L0 files, and L1 elsewhere.
+        let v = version(vec![
+            (0, file(4, "g", "h", 10)),
+            (0, file(3, "e", "f", 10)),
+            (0, file(2, "c", "d", 10)),
+            (0, file(1, "a", "b", 10)),
+            (1, file(0, "x", "z", 100)),
+        ]);
+        let Some(Pick::TrivialMove { level, file: moved }) =
+            pick(&v, &cfg(), &NO_POINTERS, None, 0)
+        else {
+            panic!("expected a trivial move");
+        };
+        assert_eq!((level, moved.number()), (0, 1));
+        // The oldest overlaps a newer L0 file: the next disjoint one moves.
+        let v = version(vec![
+            (0, file(4, "a", "a", 10)),
+            (0, file(3, "e", "f", 10)),
+            (0, file(2, "c", "d", 10)),
+            (0, file(1, "a", "b", 10)),
+        ]);
+        let Some(Pick::TrivialMove { file: moved, .. }) = pick(&v, &cfg(), &NO_POINTERS, None, 0)
+        else {
+            panic!("expected a trivial move");
+        };
+        assert_eq!(moved.number(), 2);
+        // One overlapping L1: merge instead.
+        let v = version(vec![
+            (0, file(4, "g", "h", 10)),
+            (0, file(3, "e", "f", 10)),
+            (0, file(2, "c", "d", 10)),
+            (0, file(1, "a", "b", 10)),
+            (1, file(5, "a", "h", 100)),
+        ]);
+        assert!(matches!(
+            pick(&v, &cfg(), &NO_POINTERS, None, 0),
+            Some(Pick::Merge { .. })
+        ));
     }
 
     #[test]
