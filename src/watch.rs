@@ -77,7 +77,10 @@ struct Watch {
 }
 
 impl Watch {
-    fn push(&self, event: Event) {
+    /// Queues the event `make` builds, or, when the queue is full, only
+    /// counts it as missed (without building it: a lagging subscriber
+    /// costs writers next to nothing).
+    fn push_with(&self, make: impl FnOnce() -> Event) {
         let mut q = self.queue.lock();
         if q.events.len() >= WATCH_CAPACITY {
             q.missed += 1;
@@ -87,7 +90,7 @@ impl Watch {
             let missed = std::mem::take(&mut q.missed);
             q.events.push_back(Event::Lagged(missed));
         }
-        q.events.push_back(event);
+        q.events.push_back(make());
         let waker = q.waker.take();
         drop(q);
         self.cv.notify_one();
@@ -165,20 +168,22 @@ impl Watchers {
                 if wns != ns || !op.key.starts_with(wprefix) {
                     continue;
                 }
-                let key = Value::from(op.key);
-                let event = match op.kind {
-                    KIND_DELETE => Event::Delete { key, seq },
-                    kind => {
-                        let skip = if kind == KIND_PUT_TTL { EXPIRY_SIZE } else { 0 };
-                        let r = op.value_range.start + skip..op.value_range.end;
-                        Event::Put {
-                            key,
-                            value: Value::from_bytes(rep.slice(r)),
-                            seq,
+                w.push_with(|| {
+                    // Both slices of the batch's buffer: no copies.
+                    let key = Value::from_bytes(rep.slice_ref(op.key));
+                    match op.kind {
+                        KIND_DELETE => Event::Delete { key, seq },
+                        kind => {
+                            let skip = if kind == KIND_PUT_TTL { EXPIRY_SIZE } else { 0 };
+                            let r = op.value_range.start + skip..op.value_range.end;
+                            Event::Put {
+                                key,
+                                value: Value::from_bytes(rep.slice(r)),
+                                seq,
+                            }
                         }
                     }
-                };
-                w.push(event);
+                });
             }
         }
     }
