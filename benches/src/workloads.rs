@@ -1,6 +1,5 @@
 //! The db_bench-style workloads, run by a child process against one engine.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 

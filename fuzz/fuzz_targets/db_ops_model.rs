@@ -88,9 +88,12 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::CheckSnapshot(i) => {
                 if let Some((s, m)) = snapshots.get(i as usize % snapshots.len().max(1)) {
-                    let got: Vec<(Vec<u8>, Vec<u8>)> =
-                        s.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan")).collect();
-                    let want: Vec<(Vec<u8>, Vec<u8>)> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    let got: Vec<(Vec<u8>, Vec<u8>)> = s
+                        .iter()
+                        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan"))
+                        .collect();
+                    let want: Vec<(Vec<u8>, Vec<u8>)> =
+                        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                     assert_eq!(got, want);
                 }
             }
@@ -98,14 +101,20 @@ fuzz_target!(|ops: Vec<Op>| {
                 let (lo, hi) = (key(lo.min(hi)), key(lo.max(hi)));
                 let it = db.range(lo.clone()..hi.clone());
                 let mut got: Vec<(Vec<u8>, Vec<u8>)> = if reverse {
-                    it.rev().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan")).collect()
+                    it.rev()
+                        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan"))
+                        .collect()
                 } else {
-                    it.map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan")).collect()
+                    it.map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan"))
+                        .collect()
                 };
                 if reverse {
                     got.reverse();
                 }
-                let want: Vec<(Vec<u8>, Vec<u8>)> = model.range(lo..hi).map(|(k, v)| (k.clone(), v.clone())).collect();
+                let want: Vec<(Vec<u8>, Vec<u8>)> = model
+                    .range(lo..hi)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 assert_eq!(got, want);
             }
             Op::Flush => db.flush().expect("flush"),
@@ -124,7 +133,10 @@ fuzz_target!(|ops: Vec<Op>| {
             }
         }
     }
-    let got: Vec<(Vec<u8>, Vec<u8>)> = db.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan")).collect();
+    let got: Vec<(Vec<u8>, Vec<u8>)> = db
+        .iter()
+        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("scan"))
+        .collect();
     let want: Vec<(Vec<u8>, Vec<u8>)> = model.into_iter().collect();
     assert_eq!(got, want);
 });
