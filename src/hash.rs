@@ -3,7 +3,7 @@
 //! [`hash_key`] is XXH3-64 with seed 0, a specified function whose output is
 //! the same on every platform and every version of strata-kv (a test pins
 //! known values). [`hash_keys_batch`] computes the same values for many keys
-//! at once, four keys per SIMD lane group on x86-64 with AVX2, and falls
+//! at once, in SIMD lanes on x86-64 with AVX-512 or AVX2, and falls
 //! back to the scalar code elsewhere; both give identical results.
 //! [`jump_consistent_hash`] maps a hash to one of `n` buckets so that growing
 //! `n` moves as few keys as possible.
@@ -17,8 +17,11 @@ pub fn hash_key(key: &[u8]) -> u64 {
 
 /// Hashes every key into `out` (cleared first), `out[i] == hash_key(keys[i])`.
 ///
-/// Keys of up to 16 bytes are hashed four at a time in AVX2 lanes when the
-/// CPU has AVX2; longer keys, and every key on other CPUs, take the scalar path.
+/// On x86-64, each run of consecutive keys whose lengths fall in one class
+/// of XXH3's short-input path (9–16, 17–32, 33–64, 65–96 or 97–128 bytes) is
+/// hashed in SIMD lanes: eight keys at a time with AVX-512, four with AVX2.
+/// Other keys, and every key on other CPUs, take the scalar path.
+/// Fixed-size keys take the lanes throughout.
 pub fn hash_keys_batch<K: AsRef<[u8]>>(keys: &[K], out: &mut Vec<u64>) {
     out.clear();
     out.resize(keys.len(), 0);
