@@ -47,6 +47,9 @@ pub enum Error {
     NotFound,
     /// An optimistic transaction lost a race: a key it read or wrote changed after it began.
     Conflict,
+    /// The database was opened with [`Db::open_read_only`](crate::Db::open_read_only):
+    /// writes, flushes, compactions and namespace changes are refused.
+    ReadOnly,
 }
 
 impl Error {
@@ -105,6 +108,7 @@ impl fmt::Display for Error {
             Error::LimitExceeded { reason } => write!(f, "limit exceeded: {reason}"),
             Error::NotFound => write!(f, "key not found"),
             Error::Conflict => write!(f, "transaction conflict"),
+            Error::ReadOnly => write!(f, "database is open read-only"),
         }
     }
 }

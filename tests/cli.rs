@@ -294,6 +294,51 @@ fn checkpoint_opens_with_identical_contents() {
     assert_eq!(code(&o), 4, "{}", stderr(&o));
 }
 
+/// The CLI opens the database read-only (no lock, nothing written) while
+/// this process holds it open with writers and a flusher running: each
+/// checkpoint is exactly the writes up to the sequence number it reports,
+/// retried past the flushes that change the database under it.
+#[test]
+fn checkpoint_taken_by_the_cli_while_another_handle_writes_holds_exactly_its_sequence() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("db");
+    let opts = || {
+        Options::default()
+            .durability(Durability::Buffered)
+            .write_buffer_size(64 * 1024)
+    };
+    let db = Db::open(&path, opts()).expect("open");
+    let load = common::WriterLoad::start(&db, std::time::Duration::from_millis(50));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut checkpoints = Vec::new();
+    for n in 0..3 {
+        let cp = tmp.path().join(format!("cp{n}"));
+        let o = run(&[path_str(&path), "--json", "checkpoint", path_str(&cp)]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let info: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        // Attempts past the first were checkpoints a flush overlapped.
+        eprintln!("checkpoint {n}: {info}");
+        checkpoints.push((cp, info["sequence"].as_u64().expect("sequence")));
+    }
+    let written = load.stop();
+    assert!(
+        written.iter().all(|&n| n > 0),
+        "writers made progress: {written:?}"
+    );
+    for (cp, seq) in checkpoints {
+        assert!(seq > 0);
+        let copy = Db::open(&cp, opts()).expect("open checkpoint");
+        common::assert_checkpoint_is_a_prefix(&copy, seq, &written);
+    }
+    // Reads beside the writer work too, and see what it wrote.
+    db.put(b"marker", b"here").expect("put");
+    let o = run(&[path_str(&path), "get", "marker"]);
+    assert_eq!((code(&o), stdout(&o).trim()), (0, "here"), "{}", stderr(&o));
+    // Writes do not: the lock is held.
+    let o = run(&[path_str(&path), "put", "k", "v"]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+}
+
 #[test]
 fn dump_sst_and_dump_wal_read_files_and_name_corruption_with_its_offset() {
     let tmp = tempfile::tempdir().expect("tempdir");

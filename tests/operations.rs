@@ -3,7 +3,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use strata_kv::{Db, Durability, Error, ManualClock, NamespaceOptions, Options};
@@ -95,86 +94,18 @@ fn checkpoint_opens_with_identical_contents_at_its_sequence_number() {
 fn checkpoint_taken_while_writers_run_holds_a_prefix_of_each_writer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path().join("db"), opts()).expect("open");
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let (db, stop) = (db.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut i = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    // Each write is one batch of two keys: both or neither.
-                    let mut b = strata_kv::WriteBatch::new();
-                    b.put(format!("w{w}:{i:08}"), format!("{i}"));
-                    b.put(format!("w{w}:{i:08}:twin"), format!("{i}"));
-                    db.write(b).expect("write");
-                    i += 1;
-                }
-                i
-            })
-        })
-        .collect();
-    let flusher = {
-        let (db, stop) = (db.clone(), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                db.flush().expect("flush");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
+    let load = common::WriterLoad::start(&db, Duration::from_millis(5));
     std::thread::sleep(Duration::from_millis(150));
     let mut checkpoints = Vec::new();
     for n in 0..3 {
         let cp = dir.path().join(format!("cp{n}"));
         let info = db.checkpoint(&cp).expect("checkpoint");
-        checkpoints.push((cp, info));
+        checkpoints.push((cp, info.sequence));
         std::thread::sleep(Duration::from_millis(50));
     }
-    stop.store(true, Ordering::Relaxed);
-    let written: Vec<u32> = writers
-        .into_iter()
-        .map(|h| h.join().expect("writer"))
-        .collect();
-    flusher.join().expect("flusher");
-
-    for (cp, info) in checkpoints {
-        let copy = Db::open(&cp, opts()).expect("open checkpoint");
-        assert_eq!(copy.latest_sequence(), info.sequence);
-        for t in copy.inspect().expect("inspect").tables {
-            assert!(
-                t.largest_seq <= info.sequence,
-                "{} holds writes after the checkpoint: {t:?}",
-                cp.display()
-            );
-        }
-        let pairs = common::contents(&copy);
-        let mut keys_total = 0u64;
-        for (w, &total) in written.iter().enumerate() {
-            let prefix = format!("w{w}:");
-            let mine: Vec<_> = pairs
-                .iter()
-                .filter(|(k, _)| k.starts_with(prefix.as_bytes()))
-                .collect();
-            assert_eq!(mine.len() % 2, 0, "writer {w}: a batch is split");
-            let n = (mine.len() / 2) as u32;
-            assert!(n <= total);
-            // Keys sort as i, i:twin, i+1, ...: check they are exactly 0..n.
-            for i in 0..n {
-                let (k, v) = mine[2 * i as usize];
-                assert_eq!(
-                    k,
-                    format!("w{w}:{i:08}").as_bytes(),
-                    "writer {w} gap at {i}"
-                );
-                assert_eq!(v, i.to_string().as_bytes());
-                let (k2, _) = mine[2 * i as usize + 1];
-                assert_eq!(k2, format!("w{w}:{i:08}:twin").as_bytes());
-            }
-            keys_total += mine.len() as u64;
-        }
-        // Each key took one sequence number: the checkpoint holds exactly
-        // the writes up to its sequence number.
-        assert_eq!(keys_total, info.sequence, "{}", cp.display());
+    let written = load.stop();
+    for (cp, seq) in checkpoints {
+        common::assert_checkpoint_is_a_prefix(&Db::open(&cp, opts()).expect("open"), seq, &written);
     }
 }
 

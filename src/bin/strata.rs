@@ -8,7 +8,9 @@
 //!
 //! Exit codes: 0 ok, 1 key (or namespace) not found, 2 usage, 3 corruption,
 //! 4 any other error. A missing database is never created unless `--create`
-//! is given.
+//! is given. Commands that only read open the database read-only
+//! (`Db::open_read_only`), so they write nothing and work beside a process
+//! that has it open.
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -22,7 +24,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value as Json, json};
 use strata_kv::tools::{self, Entry, EntryKind, WalEvent};
-use strata_kv::{Db, Error, Options};
+use strata_kv::{CheckpointInfo, Db, Error, Options};
 
 const TOOL_COMMANDS: [&str; 3] = ["dump-sst", "dump-wal", "dump-manifest"];
 
@@ -249,10 +251,73 @@ fn open(cli: &DbCli) -> Result<Db, Failure> {
             ),
         }));
     }
+    if exists && cli.command.reads_only() {
+        return Ok(open_read_only(&cli.db)?);
+    }
     Ok(Db::open(
         &cli.db,
         Options::default().create_if_missing(cli.create),
     )?)
+}
+
+impl DbCommand {
+    /// Commands that only read open the database read-only: they write
+    /// nothing to it and work while another process has it open.
+    fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            DbCommand::Get { .. }
+                | DbCommand::Scan { .. }
+                | DbCommand::Stats
+                | DbCommand::Inspect
+                | DbCommand::Verify
+                | DbCommand::Export { .. }
+                | DbCommand::Checkpoint { .. }
+        )
+    }
+}
+
+/// How often a read-only open or a checkpoint beside a live writer is
+/// retried when the writer changes the database under it (see
+/// `Db::open_read_only`).
+const ATTEMPTS: u64 = 100;
+
+fn open_read_only(path: &Path) -> strata_kv::Result<Db> {
+    let mut attempt = 1;
+    loop {
+        match Db::open_read_only(path, Options::default()) {
+            Err(Error::Conflict) if attempt < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(5 * attempt));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// A checkpoint of a database that another process may be writing: a
+/// fresh read-only handle per attempt, until one sees no flush or
+/// compaction happen while it copies.
+fn checkpoint_with_retries(
+    cli: &DbCli,
+    first: &Db,
+    dir: &Path,
+) -> Result<(CheckpointInfo, u64), Failure> {
+    let mut attempt = 1;
+    let mut result = first.checkpoint(dir);
+    while matches!(result, Err(Error::Conflict)) && attempt < ATTEMPTS {
+        attempt += 1;
+        std::thread::sleep(Duration::from_millis(5 * attempt));
+        result = match open_read_only(&cli.db) {
+            Ok(db) => {
+                let r = db.checkpoint(dir);
+                let _ = db.close();
+                r
+            }
+            Err(e) => Err(e),
+        };
+    }
+    Ok((result?, attempt))
 }
 
 fn run_db(cli: DbCli) -> Outcome {
@@ -327,12 +392,12 @@ fn run_db_command(cli: &DbCli, db: &Db, style: Style) -> Outcome {
         DbCommand::Verify => verify(db, style),
         DbCommand::Compact => compact(db, style),
         DbCommand::Checkpoint { dir } => {
-            let info = db.checkpoint(dir)?;
+            let (info, attempts) = checkpoint_with_retries(cli, db, dir)?;
             report(
                 style,
                 json!({"dir": info.dir.display().to_string(), "sequence": info.sequence,
                     "linked_tables": info.linked_tables, "written_tables": info.written_tables,
-                    "bytes": info.bytes}),
+                    "bytes": info.bytes, "attempts": attempts}),
                 || {
                     format!(
                         "checkpoint {} at sequence {}: {} tables linked, {} written, {} bytes",

@@ -188,6 +188,12 @@ impl DbInner {
             bytes += written_bytes;
             edit.next_file_number = Some(next_number + 1);
             write_manifest_snapshot(fs.as_ref(), dir, next_number, &edit)?;
+            // A read-only handle beside a writer: the tables linked above
+            // were the live ones only if no flush or compaction ran since
+            // the handle opened.
+            if self.source_changed() {
+                return Err(Error::Conflict);
+            }
             Ok((linked, written))
         })();
         drop(snapshot);
@@ -206,7 +212,13 @@ impl DbInner {
                         let _ = fs.remove(&dir.join(name));
                     }
                 }
-                Err(e)
+                // A table a writer deleted under a read-only handle is a
+                // lost race, not damage.
+                Err(if self.source_changed() {
+                    Error::Conflict
+                } else {
+                    e
+                })
             }
         }
     }

@@ -143,6 +143,9 @@ pub(crate) struct DbInner {
     /// In-memory mode: held from publishing to delivering events, so
     /// subscribers see commits in order.
     pub(crate) emit_lock: Mutex<()>,
+    /// Opened read-only: the manifest it was recovered from (number and
+    /// length), to tell whether a writer has changed the database since.
+    pub(crate) read_only_source: Option<(u64, u64)>,
 }
 
 impl DbInner {
@@ -219,6 +222,27 @@ impl Db {
     /// `Options::create_if_missing(false)`), and replays its WAL.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         let inner = open::open(path.as_ref(), options)?;
+        Ok(Db::from_inner(inner))
+    }
+
+    /// Opens an existing database for reading only, without taking its
+    /// lock: nothing in `path` is written (its WALs are replayed into
+    /// memory, not into tables) and every write, flush, compaction or
+    /// namespace change fails with [`Error::ReadOnly`].
+    ///
+    /// Another process may hold the database open for writing meanwhile.
+    /// The handle then sees every write that had reached the WAL when it
+    /// opened, and nothing later: a prefix of commit order. (So the newest
+    /// WAL, which the writer may be appending to as it is read, is read up
+    /// to its first damaged or unwritten record, as in
+    /// `WalRecovery::PointInTime`; older WALs follow `Options::wal_recovery`.) It does not
+    /// follow new writes; files the writer's compactions delete later can
+    /// make reads fail with an I/O error (reopen to catch up).
+    /// [`checkpoint`](Self::checkpoint) from such a handle fails with
+    /// [`Error::Conflict`] if the writer changed the manifest while it ran:
+    /// retry with a fresh handle.
+    pub fn open_read_only(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let inner = open::open_read_only(path.as_ref(), options)?;
         Ok(Db::from_inner(inner))
     }
 

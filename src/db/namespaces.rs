@@ -15,6 +15,9 @@ impl DbInner {
         let Some(versions) = &self.versions else {
             return Ok(());
         };
+        if let Some(e) = self.poison_error() {
+            return Err(e);
+        }
         let edit = VersionEdit {
             namespaces: created,
             dropped_namespaces: dropped,

@@ -14,14 +14,16 @@ use super::{Background, CommitQueue, DbInner, SuperVersion, WriterState};
 use crate::batch::validate_batch;
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
-use crate::format::{CURRENT_FILE, FileKind, LOG_KIND_WAL, parse_file_name, wal_name};
+use crate::format::{
+    CURRENT_FILE, FileKind, LOG_KIND_WAL, manifest_name, parse_file_name, wal_name,
+};
 use crate::fs::{EntryKind, FileSystem, MemFs, read_file};
 use crate::memtable::Memtable;
 use crate::namespace::Registry;
 use crate::options::Options;
 use crate::snapshot::SnapshotList;
 use crate::stats::Counters;
-use crate::version::{TableCtx, VersionEdit, VersionSet};
+use crate::version::{TableCtx, VersionEdit, VersionSet, read_current};
 use crate::wal::{LogItem, LogReader, LogWriter, WalRecovery};
 
 fn new_inner(
@@ -67,6 +69,7 @@ fn new_inner(
         watchers: Arc::default(),
         mem_lock: parking_lot::RwLock::new(()),
         emit_lock: Mutex::new(()),
+        read_only_source: None,
         opts,
     }
 }
@@ -106,12 +109,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     check_directory(dir, &names, &opts)?;
     let lock = fs.lock(&dir.join(crate::format::LOCK_FILE))?;
     let names = fs.list(dir)?;
-    let ctx = Arc::new(TableCtx {
-        fs: Arc::clone(&fs),
-        dir: dir.to_owned(),
-        cache: Arc::new(BlockCache::new(opts.block_cache_size)),
-        use_mmap: opts.use_mmap,
-    });
+    let ctx = table_ctx(&fs, dir, &opts);
     let exists = names.iter().any(|n| n == CURRENT_FILE);
     let versions = if exists {
         VersionSet::recover(Arc::clone(&ctx), opts.max_manifest_size, &names)?
@@ -130,7 +128,29 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         }
         VersionSet::create(Arc::clone(&ctx), opts.max_manifest_size)
     };
-    let log_number = versions.log_number();
+    let wals = live_wals(&names, versions.log_number());
+
+    let inner = Arc::new(new_inner(opts, fs, ctx, Some(versions), false));
+    *inner.lock.lock() = Some(lock);
+    inner.recover(&wals)?;
+    inner.remove_obsolete_files()?;
+    inner.load_recorded_namespaces()?;
+    Background::start(&inner)?;
+    Ok(inner)
+}
+
+/// What table readers share: the file system, the directory, the block cache.
+fn table_ctx(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> Arc<TableCtx> {
+    Arc::new(TableCtx {
+        fs: Arc::clone(fs),
+        dir: dir.to_owned(),
+        cache: Arc::new(BlockCache::new(opts.block_cache_size)),
+        use_mmap: opts.use_mmap,
+    })
+}
+
+/// The WALs at or after `log_number` among the directory's `names`, oldest first.
+fn live_wals(names: &[String], log_number: u64) -> Vec<u64> {
     let mut wals: Vec<u64> = names
         .iter()
         .filter_map(|n| match parse_file_name(n) {
@@ -139,23 +159,57 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         })
         .collect();
     wals.sort_unstable();
+    wals
+}
 
-    let inner = Arc::new(new_inner(opts, fs, ctx, Some(versions), false));
-    *inner.lock.lock() = Some(lock);
-    inner.recover(&wals)?;
-    inner.remove_obsolete_files()?;
-    let records = inner
-        .versions
-        .as_ref()
-        .map(|v| v.lock().namespace_records())
-        .unwrap_or_default();
-    let dropped = inner
-        .versions
-        .as_ref()
-        .map(|v| v.lock().dropped_namespaces().to_vec())
-        .unwrap_or_default();
-    inner.load_namespaces(records, &dropped)?;
-    Background::start(&inner)?;
+/// The manifest CURRENT names and its length: what a read-only handle
+/// compares to tell whether a writer changed the database under it.
+pub(crate) fn manifest_fingerprint(fs: &dyn FileSystem, dir: &Path) -> Result<(u64, u64)> {
+    let number = read_current(fs, dir)?;
+    let len = fs.open(&dir.join(manifest_name(number)))?.len();
+    Ok((number, len))
+}
+
+/// Opens an existing database without taking its lock and without writing
+/// anything: the manifest is read, the WALs are replayed into memory (not
+/// into tables), no background work starts, and every write is refused
+/// with `Error::ReadOnly`. Another process may have the database open for
+/// writing meanwhile; this handle then sees a prefix of its commits.
+pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
+    opts.validate()?;
+    let fs = Arc::clone(&opts.file_system);
+    if fs.kind(dir)? != Some(EntryKind::Dir) {
+        return Err(Error::invalid(format!(
+            "no database directory at {}",
+            dir.display()
+        )));
+    }
+    let source = manifest_fingerprint(fs.as_ref(), dir).map_err(|e| match e {
+        Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            Error::invalid(format!("no database in {}", dir.display()))
+        }
+        e => e,
+    })?;
+    let names = fs.list(dir)?;
+    let ctx = table_ctx(&fs, dir, &opts);
+    let versions = VersionSet::recover(Arc::clone(&ctx), opts.max_manifest_size, &names)?;
+    let wals = live_wals(&names, versions.log_number());
+
+    let mut inner = new_inner(opts, fs, ctx, Some(versions), false);
+    inner.read_only_source = Some(source);
+    *inner.poison.get_mut() = Some(Error::ReadOnly);
+    *inner.poisoned.get_mut() = true;
+    let inner = Arc::new(inner);
+    if let Err(e) = inner.replay_read_only(&wals) {
+        // A writer that flushed or compacted meanwhile can delete a WAL
+        // between the listing and the replay: a race, not damage.
+        return Err(if inner.source_changed() {
+            Error::Conflict
+        } else {
+            e
+        });
+    }
+    inner.load_recorded_namespaces()?;
     Ok(inner)
 }
 
@@ -205,6 +259,65 @@ struct Replay {
 }
 
 impl DbInner {
+    /// Registers the namespaces the manifest records.
+    fn load_recorded_namespaces(self: &Arc<Self>) -> Result<()> {
+        let Some(versions) = &self.versions else {
+            return Ok(());
+        };
+        let (records, dropped) = {
+            let v = versions.lock();
+            (v.namespace_records(), v.dropped_namespaces().to_vec())
+        };
+        self.load_namespaces(records, &dropped)
+    }
+
+    /// Read-only: replays the WALs into one memtable and publishes it.
+    fn replay_read_only(&self, wals: &[u64]) -> Result<()> {
+        let last_seq = self
+            .versions
+            .as_ref()
+            .map_or(0, |v| v.lock().last_sequence());
+        let mut replay = Replay {
+            mem: Arc::new(Memtable::new(0)),
+            last_seq,
+            edit: VersionEdit::default(),
+            stopped: false,
+            ukey: Vec::new(),
+        };
+        for (i, &n) in wals.iter().enumerate() {
+            if replay.stopped {
+                break;
+            }
+            // A writer may be appending to the newest WAL while it is read,
+            // and the read is not atomic: a stretch not yet written (zeros,
+            // or half a record) can sit before bytes written since. Its
+            // first damage is where this handle's view ends.
+            let mode = if i + 1 == wals.len() {
+                WalRecovery::PointInTime
+            } else {
+                self.opts.wal_recovery
+            };
+            self.replay_wal(n, &mut replay, mode)?;
+        }
+        self.visible_seq.store(replay.last_seq, Ordering::Release);
+        self.update_super_version(|sv| SuperVersion {
+            mem: Arc::clone(&replay.mem),
+            imm: Vec::new(),
+            version: Arc::clone(&sv.version),
+        });
+        Ok(())
+    }
+
+    /// Read-only: true if the database's manifest is no longer the one
+    /// this handle was opened from (a writer flushed, compacted or
+    /// changed a namespace since), or cannot be read.
+    pub(crate) fn source_changed(&self) -> bool {
+        match self.read_only_source {
+            Some(source) => manifest_fingerprint(self.fs.as_ref(), &self.dir).ok() != Some(source),
+            None => false,
+        }
+    }
+
     /// Replays the WALs into tables, writes a fresh manifest that records
     /// them, and starts a new WAL.
     fn recover(&self, wals: &[u64]) -> Result<()> {
@@ -224,7 +337,7 @@ impl DbInner {
                 log::warn!("point-in-time recovery: discarding WAL {}", wal_name(n));
                 continue;
             }
-            self.replay_wal(n, &mut replay)?;
+            self.replay_wal(n, &mut replay, self.opts.wal_recovery)?;
         }
         self.flush_replayed(&mut replay)?;
 
@@ -249,11 +362,10 @@ impl DbInner {
         Ok(())
     }
 
-    fn replay_wal(&self, number: u64, replay: &mut Replay) -> Result<()> {
+    fn replay_wal(&self, number: u64, replay: &mut Replay, mode: WalRecovery) -> Result<()> {
         let path = self.dir.join(wal_name(number));
         let data = read_file(self.fs.as_ref(), &path)?;
         let mut reader = LogReader::new(data, number, LOG_KIND_WAL);
-        let mode = self.opts.wal_recovery;
         while let Some(item) = reader.next_item() {
             let (offset, reason, torn) = match item {
                 LogItem::Record { offset, data } => match validate_batch(&data, &path, offset) {
@@ -335,7 +447,9 @@ impl DbInner {
         }
         insert_batch(&replay.mem, rep, seq, &mut replay.ukey);
         replay.last_seq = replay.last_seq.max(seq + u64::from(count) - 1);
-        if replay.mem.approximate_bytes() >= self.opts.write_buffer_size {
+        if replay.mem.approximate_bytes() >= self.opts.write_buffer_size
+            && self.read_only_source.is_none()
+        {
             self.flush_replayed(replay)?;
         }
         Ok(())
