@@ -12,10 +12,11 @@
 //! reader that loaded `visible_seq` = V and then finds nothing here knows no
 //! version <= V exists. A tombstone, once published, is removed again (only
 //! if still the newest): a later reader then finds nothing, which is the
-//! published state. Memory: one map entry (key copy, value handle) per
-//! live key, on top of the skiplist's.
+//! published state. Memory: one map entry (key copy, inline up to 23
+//! bytes; value handle) per live key, on top of the skiplist's.
 
-use std::hash::BuildHasher;
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -28,6 +29,56 @@ use crate::memtable::Found;
 /// different keys rarely meet.
 const SHARDS: usize = 64;
 
+/// Keys up to this many bytes live inside the map entry: no allocation.
+const INLINE_KEY: usize = 23;
+
+/// A user key owned by the index. Hashes and compares as the byte slice it
+/// holds, so the map is probed with a plain `&[u8]`.
+#[derive(Debug)]
+enum IndexKey {
+    Inline { len: u8, buf: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl IndexKey {
+    fn new(ukey: &[u8]) -> IndexKey {
+        let mut buf = [0u8; INLINE_KEY];
+        match buf.get_mut(..ukey.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(ukey);
+                IndexKey::Inline {
+                    len: ukey.len() as u8,
+                    buf,
+                }
+            }
+            None => IndexKey::Heap(ukey.into()),
+        }
+    }
+}
+
+impl Borrow<[u8]> for IndexKey {
+    fn borrow(&self) -> &[u8] {
+        match self {
+            IndexKey::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or_default(),
+            IndexKey::Heap(b) => b,
+        }
+    }
+}
+
+impl Hash for IndexKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Borrow::<[u8]>::borrow(self).hash(state);
+    }
+}
+
+impl PartialEq for IndexKey {
+    fn eq(&self, other: &Self) -> bool {
+        Borrow::<[u8]>::borrow(self) == Borrow::<[u8]>::borrow(other)
+    }
+}
+
+impl Eq for IndexKey {}
+
 #[derive(Debug)]
 struct Newest {
     trailer: u64,
@@ -36,7 +87,7 @@ struct Newest {
 
 #[derive(Debug)]
 pub(crate) struct PointIndex {
-    shards: Box<[RwLock<FxHashMap<Bytes, Newest>>]>,
+    shards: Box<[RwLock<FxHashMap<IndexKey, Newest>>]>,
 }
 
 impl Default for PointIndex {
@@ -48,7 +99,7 @@ impl Default for PointIndex {
 }
 
 impl PointIndex {
-    fn shard(&self, ukey: &[u8]) -> &RwLock<FxHashMap<Bytes, Newest>> {
+    fn shard(&self, ukey: &[u8]) -> &RwLock<FxHashMap<IndexKey, Newest>> {
         // The map hashes again with the low bits; take the shard from the top.
         let i = (FxBuildHasher.hash_one(ukey) >> 58) as usize % SHARDS;
         &self.shards[i]
@@ -66,7 +117,7 @@ impl PointIndex {
             }
             None => {
                 map.insert(
-                    Bytes::copy_from_slice(ukey),
+                    IndexKey::new(ukey),
                     Newest {
                         trailer,
                         value: value.clone(),
@@ -115,6 +166,30 @@ mod tests {
         assert_eq!(key::seq_of(f.trailer), 7);
         assert_eq!(f.value, b);
         assert!(idx.get(b"other").is_none());
+    }
+
+    #[test]
+    fn short_and_long_keys_are_found_by_their_bytes() {
+        let idx = PointIndex::default();
+        let v = Bytes::from_static(b"v");
+        let keys: Vec<Vec<u8>> = [0usize, 1, 22, 23, 24, 100]
+            .iter()
+            .map(|&n| vec![b'k'; n])
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            idx.record(k, key::trailer(i as u64 + 1, KIND_PUT), &v);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            let f = idx.get(k).expect("recorded");
+            assert_eq!(
+                key::seq_of(f.trailer),
+                i as u64 + 1,
+                "key of {} bytes",
+                k.len()
+            );
+        }
+        assert!(idx.get(&[b'k'; 25]).is_none());
+        assert_eq!(idx.len(), keys.len());
     }
 
     #[test]
