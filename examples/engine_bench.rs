@@ -2,7 +2,7 @@
 //! the benches/ crate).
 //!
 //! ```text
-//! cargo run --release --example engine_bench -- fill-read [--num 1000000] [--dir DIR] [--cache-mb 64]
+//! cargo run --release --example engine_bench -- fill-read [--num 1000000] [--dir DIR] [--cache-mb 64] [--warm-passes 1]
 //! cargo run --release --example engine_bench -- fill-large [--num 5000000] [--dir DIR]
 //! ```
 //! `fill-read`: fillrandom of `num` keys (16-byte keys, 100-byte values that
@@ -21,6 +21,8 @@ struct Args {
     num: u64,
     dir: Option<std::path::PathBuf>,
     cache_mb: Option<usize>,
+    /// Warm readrandom passes (each reported), to see the run-to-run spread.
+    warm_passes: usize,
 }
 
 fn args() -> Args {
@@ -43,6 +45,9 @@ fn args() -> Args {
             .unwrap_or(default_num),
         dir: get("--dir").map(Into::into),
         cache_mb: get("--cache-mb").and_then(|s| s.parse().ok()),
+        warm_passes: get("--warm-passes")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1),
         mode,
     }
 }
@@ -170,7 +175,9 @@ fn main() {
                 std::thread::sleep(Duration::from_millis(100));
             }
             let reads = shuffled(a.num, 2);
-            for pass in ["readrandom (cold)", "readrandom (warm)"] {
+            let passes = std::iter::once("readrandom (cold)")
+                .chain(std::iter::repeat_n("readrandom (warm)", a.warm_passes));
+            for pass in passes {
                 let start = Instant::now();
                 let mut found = 0u64;
                 for &i in &reads {

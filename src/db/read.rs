@@ -184,8 +184,12 @@ impl DbInner {
         ukey.extend_from_slice(&ns.to_be_bytes());
         ukey.extend_from_slice(key);
         let found = self.get_found(&ukey, seq)?;
+        // Only an entry with a time to live needs the clock.
         Ok(found
-            .and_then(|f| resolve(f, self.now_ms()))
+            .and_then(|f| match key::kind_of(f.trailer) {
+                KIND_PUT => Some(f.value),
+                _ => resolve(f, self.now_ms()),
+            })
             .map(Value::from_bytes))
     }
 

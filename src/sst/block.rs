@@ -151,24 +151,8 @@ impl Block {
         pos: usize,
         key: &mut Vec<u8>,
     ) -> Result<(usize, Range<usize>), BlockError> {
-        let entries = self
-            .data
-            .get(pos..self.entries_end)
-            .ok_or((pos, "entry offset out of range"))?;
+        let (entries, [shared, unshared, value_len, header]) = self.entry_header(pos)?;
         let bad = (pos, "malformed block entry");
-        // Almost every entry's three lengths fit one varint byte each.
-        let (shared, unshared, value_len, header) = match entries {
-            [a, b, c, ..] if (a | b | c) & 0x80 == 0 => {
-                (usize::from(*a), usize::from(*b), usize::from(*c), 3)
-            }
-            _ => {
-                let mut d = Decoder::new(entries);
-                let shared = d.varint().ok_or(bad)? as usize;
-                let unshared = d.varint().ok_or(bad)? as usize;
-                let value_len = d.varint().ok_or(bad)? as usize;
-                (shared, unshared, value_len, d.position())
-            }
-        };
         if shared > key.len() {
             return Err((pos, "entry shares more bytes than the previous key has"));
         }
@@ -186,18 +170,57 @@ impl Block {
         Ok((pos + end, pos + delta_end..pos + end))
     }
 
+    /// The entries from `pos` on, and the entry's shared, unshared and value
+    /// lengths and header size.
+    fn entry_header(&self, pos: usize) -> Result<(&[u8], [usize; 4]), BlockError> {
+        let entries = self
+            .data
+            .get(pos..self.entries_end)
+            .ok_or((pos, "entry offset out of range"))?;
+        // Almost every entry's three lengths fit one varint byte each.
+        let header = match entries {
+            [a, b, c, ..] if (a | b | c) & 0x80 == 0 => {
+                [usize::from(*a), usize::from(*b), usize::from(*c), 3]
+            }
+            _ => {
+                let bad = (pos, "malformed block entry");
+                let mut d = Decoder::new(entries);
+                let shared = d.varint().ok_or(bad)? as usize;
+                let unshared = d.varint().ok_or(bad)? as usize;
+                let value_len = d.varint().ok_or(bad)? as usize;
+                [shared, unshared, value_len, d.position()]
+            }
+        };
+        Ok((entries, header))
+    }
+
+    /// The key at restart point `i`, read in place: a restart entry shares
+    /// nothing with the key before it, so it is stored whole.
+    fn restart_key(&self, i: usize) -> Result<&[u8], BlockError> {
+        let pos = self.restart(i)?;
+        let (entries, [shared, unshared, _, header]) = self.entry_header(pos)?;
+        if shared != 0 {
+            return Err((pos, "entry shares more bytes than the previous key has"));
+        }
+        let key = header
+            .checked_add(unshared)
+            .and_then(|end| entries.get(header..end))
+            .ok_or((pos, "entry runs past the entries"))?;
+        if key.len() < TRAILER_SIZE {
+            return Err((pos, "key shorter than its trailer"));
+        }
+        Ok(key)
+    }
+
     /// The number of leading restarts whose key is `< target` (`<=` if `inclusive`).
     fn restarts_before(&self, target: &[u8], inclusive: bool) -> Result<usize, BlockError> {
         if self.entries_end == 0 {
             return Ok(0);
         }
         let (mut lo, mut hi) = (0, self.restarts);
-        let mut key = Vec::new();
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            key.clear();
-            self.decode_at(self.restart(mid)?, &mut key)?;
-            let ord = key::compare(&key, target);
+            let ord = key::compare(self.restart_key(mid)?, target);
             if ord.is_lt() || (inclusive && ord.is_eq()) {
                 lo = mid + 1;
             } else {
