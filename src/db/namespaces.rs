@@ -23,7 +23,13 @@ impl DbInner {
             dropped_namespaces: dropped,
             ..VersionEdit::default()
         };
-        versions.lock().log_and_apply(edit).map(|_| ())
+        let result = versions.lock().log_and_apply(edit);
+        // The manifest's tail is unknown after a failed edit: as after a
+        // failed flush, the database stops taking writes.
+        if let Err(e) = &result {
+            self.set_poison(e);
+        }
+        result.map(|_| ())
     }
 
     /// Counts a namespace's live keys with writes held off, so the count is exact.

@@ -198,12 +198,17 @@ impl Block {
     /// nothing with the key before it, so it is stored whole.
     fn restart_key(&self, i: usize) -> Result<&[u8], BlockError> {
         let pos = self.restart(i)?;
-        let (entries, [shared, unshared, _, header]) = self.entry_header(pos)?;
+        let (entries, [shared, unshared, value_len, header]) = self.entry_header(pos)?;
         if shared != 0 {
             return Err((pos, "entry shares more bytes than the previous key has"));
         }
-        let key = header
-            .checked_add(unshared)
+        // The same bounds `decode_at` checks, value included, so a damaged
+        // restart entry is reported whether it is probed or decoded.
+        let key_end = header.checked_add(unshared);
+        let key = key_end
+            .and_then(|end| end.checked_add(value_len))
+            .filter(|&end| end <= entries.len())
+            .and(key_end)
             .and_then(|end| entries.get(header..end))
             .ok_or((pos, "entry runs past the entries"))?;
         if key.len() < TRAILER_SIZE {
@@ -552,5 +557,21 @@ mod tests {
         }
         assert!(Block::new(Bytes::from_static(&[1, 2])).is_err());
         assert!(Block::new(Bytes::from_static(&[0, 0, 0, 0])).is_err());
+    }
+
+    /// Found in review: comparing restart keys in place first checked only
+    /// the key's bounds, so a restart entry whose value runs past the
+    /// entries passed unnoticed when the search probed it without decoding.
+    #[test]
+    fn regression_a_probed_restart_entry_whose_value_overruns_is_corruption() {
+        let block = build(8, 1);
+        let mut raw = block.bytes().to_vec();
+        // Every entry here is a restart: 3 one-byte lengths, key, "vN".
+        let entry = 4 * (3 + ik(0).len() + 2);
+        raw[entry + 2] = 0x7f;
+        let damaged = Block::new(Bytes::from(raw)).expect("framing intact");
+        assert!(damaged.decode_at(entry, &mut Vec::new()).is_err());
+        // The restart search probes restart 4 first.
+        assert!(damaged.seek_ge(&ik(14), &mut Vec::new()).is_err());
     }
 }
