@@ -4,13 +4,17 @@
 //! ```text
 //! cargo run --release --example engine_bench -- fill-read [--num 1000000] [--dir DIR] [--cache-mb 64] [--warm-passes 1]
 //! cargo run --release --example engine_bench -- fill-large [--num 5000000] [--dir DIR]
+//! cargo run --release --example engine_bench -- memory [--num 1000000]
 //! ```
 //! `fill-read`: fillrandom of `num` keys (16-byte keys, 100-byte values that
 //! compress to about half), flush, then readrandom and readseq with a warm
 //! cache, one thread. `fill-large`: fillrandom with default options (writes
 //! buffered, as db_bench's fillrandom), reporting throughput for each tenth
 //! of the load, the longest single write, stall time, and write and space
-//! amplification after the load.
+//! amplification after the load. `memory`: the in-memory engine, one
+//! thread: puts of `num` random keys, gets, the first full scan (which
+//! orders the puts waiting in the point index) and a second one, then
+//! overwrites and the snapshot after them (ordering alone).
 
 use std::time::{Duration, Instant};
 
@@ -108,8 +112,63 @@ fn fill(db: &Db, order: &[u64], tenths: bool) -> (Duration, Duration) {
     (start.elapsed(), slowest)
 }
 
+/// Scans every key, checking there are `num`; returns the time taken.
+fn full_scan(db: &Db, num: u64) -> Duration {
+    let start = Instant::now();
+    let mut n = 0u64;
+    for kv in db.iter() {
+        let (k, _) = kv.expect("scan");
+        n += u64::from(k.len() == 16);
+    }
+    assert_eq!(n, num);
+    start.elapsed()
+}
+
+fn memory(a: &Args) {
+    let db = Db::open_in_memory(Options::default()).expect("open");
+    let order = shuffled(a.num, 1);
+    let (took, _) = fill(&db, &order, false);
+    println!("puts: {:.0} writes/s", rate(a.num, took));
+    let start = Instant::now();
+    for &i in &shuffled(a.num, 2) {
+        assert!(db.get(key(i)).expect("get").is_some());
+    }
+    println!("gets: {:.0} reads/s", rate(a.num, start.elapsed()));
+    for pass in ["first scan (orders the puts)", "second scan"] {
+        let took = full_scan(&db, a.num);
+        println!(
+            "{pass}: {:.3}s, {:.0} entries/s",
+            took.as_secs_f64(),
+            rate(a.num, took)
+        );
+    }
+    let (took, _) = fill(&db, &shuffled(a.num, 3), false);
+    println!("overwrites: {:.0} writes/s", rate(a.num, took));
+    let start = Instant::now();
+    let snap = db.snapshot();
+    let ordering = start.elapsed();
+    println!(
+        "snapshot after them: {:.3}s ({:.2} us per key ordered)",
+        ordering.as_secs_f64(),
+        ordering.as_secs_f64() * 1e6 / a.num as f64
+    );
+    drop(snap);
+    let s = db.stats();
+    println!(
+        "orderings {} entries ordered {} memory {:.0} MiB",
+        s.memory_orderings,
+        s.memory_ordered_entries,
+        s.memtable_bytes as f64 / (1 << 20) as f64
+    );
+}
+
 fn main() {
     let a = args();
+    if a.mode == "memory" {
+        println!("engine_bench memory num={}", a.num);
+        memory(&a);
+        return;
+    }
     let tmp =
         tempfile::tempdir_in(a.dir.clone().unwrap_or_else(std::env::temp_dir)).expect("tempdir");
     let path = tmp.path().join("db");
@@ -189,14 +248,8 @@ fn main() {
                 println!("{pass}: {:.0} reads/s", rate(a.num, start.elapsed()));
             }
             for pass in ["readseq (cold)", "readseq (warm)"] {
-                let start = Instant::now();
-                let mut n = 0u64;
-                for kv in db.iter() {
-                    let (k, _) = kv.expect("scan");
-                    n += u64::from(k.len() == 16);
-                }
-                assert_eq!(n, a.num);
-                println!("{pass}: {:.0} entries/s", rate(n, start.elapsed()));
+                let took = full_scan(&db, a.num);
+                println!("{pass}: {:.0} entries/s", rate(a.num, took));
             }
             let s = db.stats();
             println!(

@@ -29,6 +29,8 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::batch::{DEFAULT_NS, WriteBatch};
 use crate::db::request::WriteRequest;
 use crate::db::{BatchReport, CasConflict, Db, DbInner};
@@ -76,7 +78,8 @@ async fn read_many(inner: Arc<DbInner>, ukeys: Vec<Vec<u8>>) -> Result<Vec<Optio
     let to_vecs =
         |v: Vec<Option<bytes::Bytes>>| v.into_iter().map(|o| o.map(|b| b.to_vec())).collect();
     if inner.in_memory {
-        // Nothing can block. One key: a plain read. Several: at one pinned snapshot.
+        // One key: a plain read. Several: from the point index at one
+        // moment, or else at a pinned snapshot.
         if let [ukey] = ukeys.as_slice() {
             let found = inner.get_found(ukey, None)?;
             let now = inner.now_ms();
@@ -86,10 +89,22 @@ async fn read_many(inner: Arc<DbInner>, ukeys: Vec<Vec<u8>>) -> Result<Vec<Optio
                     .map(|b| b.to_vec()),
             ]);
         }
-        let snapshot = Db::snapshot_of(&inner);
-        let sv = inner.super_version.load_full();
-        let found = inner.multi_get(&ukeys, &sv, snapshot.sequence(), false)?;
-        return Ok(to_vecs(found.unwrap_or_default()));
+        if let Some(found) = inner.multi_get_latest(&ukeys) {
+            return Ok(to_vecs(found));
+        }
+        // Writes raced the index read: read at a snapshot, which may first
+        // order the puts waiting in the index (blocking work, off the runtime).
+        let ordered = inner.point_index.as_ref().is_some_and(|i| i.all_ordered());
+        let at_snapshot = move || {
+            let snapshot = Db::snapshot_of(&inner);
+            let sv = inner.super_version.load_full();
+            let found = inner.multi_get(&ukeys, &sv, snapshot.sequence(), false)?;
+            Ok(to_vecs(found.unwrap_or_default()))
+        };
+        if ordered {
+            return at_snapshot();
+        }
+        return off_runtime(at_snapshot).await;
     }
     let (sv, seq) = inner.read_view();
     if let Some(found) = inner.multi_get(&ukeys, &sv, seq, true)? {
@@ -102,6 +117,23 @@ async fn read_many(inner: Arc<DbInner>, ukeys: Vec<Vec<u8>>) -> Result<Vec<Optio
     .await
 }
 
+/// A point read answered at once, or the future that will answer it.
+enum PointRead<F> {
+    Done(Result<Option<Vec<u8>>>),
+    Pending(F),
+}
+
+/// A point read of the in-memory store (never blocks: no file to read).
+fn get_in_memory(inner: &DbInner, key: &str) -> Result<Option<Vec<u8>>> {
+    let mut ukey: SmallVec<[u8; 64]> = SmallVec::new();
+    ukey.extend_from_slice(&DEFAULT_NS.to_be_bytes());
+    ukey.extend_from_slice(key.as_bytes());
+    let found = inner.get_found(&ukey, None)?;
+    Ok(found
+        .and_then(|f| crate::db::resolve(f, inner.now_ms()))
+        .map(|b| b.to_vec()))
+}
+
 fn ukey_of(k: &str) -> Vec<u8> {
     key::ukey(DEFAULT_NS, k.as_bytes())
 }
@@ -110,8 +142,19 @@ macro_rules! impl_kv_store {
     ($t:ty) => {
         impl KvStore for $t {
             fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send {
-                let fut = read_many(Arc::clone(&self.db.inner), vec![ukey_of(key)]);
-                async move { Ok(fut.await?.pop().flatten()) }
+                let inner = &self.db.inner;
+                // In memory nothing can block: answer now, with no reference
+                // count or allocation beyond the value's copy.
+                let read = match inner.in_memory {
+                    true => PointRead::Done(get_in_memory(inner, key)),
+                    false => PointRead::Pending(read_many(Arc::clone(inner), vec![ukey_of(key)])),
+                };
+                async move {
+                    match read {
+                        PointRead::Done(r) => r,
+                        PointRead::Pending(fut) => Ok(fut.await?.pop().flatten()),
+                    }
+                }
             }
 
             fn set(&self, key: &str, value: Vec<u8>) -> impl Future<Output = Result<()>> + Send {

@@ -227,40 +227,6 @@ impl Memtable {
         }
     }
 
-    /// The newest version of `ukey` visible to a plain read, for the
-    /// in-memory mode where overwritten versions are pruned: any version
-    /// published by the time it returns will do (a read that began at `seq`
-    /// may see later ones). Versions newer than `visible` are still being
-    /// written and are skipped. The walk may lose a race with pruning (the
-    /// versions it wanted removed once a newer one was published); then
-    /// `visible` has moved, and it looks again.
-    pub(crate) fn get_latest(&self, ukey: &[u8], seq: u64, visible: &AtomicU64) -> Option<Found> {
-        let probe = MemKey::new(ukey, key::trailer(crate::format::MAX_SEQUENCE, KIND_SEEK));
-        let mut now = visible.load(AtomicOrdering::Acquire).max(seq);
-        loop {
-            let mut next = self.map.lower_bound(Bound::Included(&probe));
-            while let Some(entry) = next {
-                let (found_ukey, trailer) = key::split(entry.key().as_bytes())?;
-                if found_ukey != ukey {
-                    break;
-                }
-                if key::seq_of(trailer) <= now {
-                    return Some(Found {
-                        trailer,
-                        value: entry.value().clone(),
-                    });
-                }
-                next = entry.next();
-            }
-            // Nothing published at `now`: absent, unless pruning raced us.
-            let later = visible.load(AtomicOrdering::Acquire);
-            if later == now {
-                return None;
-            }
-            now = later;
-        }
-    }
-
     /// The largest sequence number inserted.
     pub(crate) fn max_seq(&self) -> u64 {
         self.max_seq.load(AtomicOrdering::Relaxed)
@@ -268,7 +234,7 @@ impl Memtable {
 
     /// The newest version of `ukey` with sequence at most `seq`.
     pub(crate) fn get(&self, ukey: &[u8], seq: u64) -> Option<Found> {
-        let probe = MemKey::new(ukey, key::trailer(seq, crate::format::KIND_SEEK));
+        let probe = MemKey::new(ukey, key::trailer(seq, KIND_SEEK));
         let entry = self.map.lower_bound(Bound::Included(&probe))?;
         let (found_ukey, trailer) = key::split(entry.key().as_bytes())?;
         (found_ukey == ukey).then(|| Found {

@@ -19,6 +19,10 @@ pub(crate) struct Counters {
     pub(crate) compaction_bytes_read: AtomicU64,
     pub(crate) compaction_bytes_written: AtomicU64,
     pub(crate) stall_nanos: AtomicU64,
+    /// In memory: times waiting puts were moved into the skiplist.
+    pub(crate) orderings: AtomicU64,
+    /// In memory: puts moved into the skiplist by those orderings.
+    pub(crate) ordered_entries: AtomicU64,
 }
 
 impl Counters {
@@ -83,8 +87,16 @@ pub struct Stats {
     pub compaction_bytes_written: u64,
     /// Estimated bytes compaction must rewrite to bring every level within target.
     pub pending_compaction_bytes: u64,
-    /// Approximate bytes held by the active and immutable memtables.
+    /// Approximate bytes held by the active and immutable memtables (in
+    /// memory mode: the skiplist and the point index beside it, including
+    /// puts still waiting to be ordered).
     pub memtable_bytes: u64,
+    /// In memory mode: times the puts waiting in the point index were moved
+    /// into the ordered skiplist, because a snapshot or iterator needed order.
+    pub memory_orderings: u64,
+    /// In memory mode: puts moved into the skiplist by those orderings (the
+    /// newest version of each key; overwritten ones never reach it).
+    pub memory_ordered_entries: u64,
     /// Immutable memtables waiting for flush.
     pub immutable_memtables: usize,
     /// Bytes of all live table files.
@@ -131,6 +143,8 @@ impl crate::db::DbInner {
             user_bytes_written: user,
             wal_bytes_written: Counters::get(&c.wal_bytes),
             wal_syncs: Counters::get(&c.wal_syncs),
+            memory_orderings: Counters::get(&c.orderings),
+            memory_ordered_entries: Counters::get(&c.ordered_entries),
             flush_bytes_written: flushed,
             compaction_bytes_read: Counters::get(&c.compaction_bytes_read),
             compaction_bytes_written: compacted,
@@ -139,8 +153,11 @@ impl crate::db::DbInner {
                 &self.picker_config(),
             ),
             memtable_bytes: (sv.mem.approximate_bytes()
-                + sv.imm.iter().map(|m| m.approximate_bytes()).sum::<usize>())
-                as u64,
+                + sv.imm.iter().map(|m| m.approximate_bytes()).sum::<usize>()
+                + self
+                    .point_index
+                    .as_ref()
+                    .map_or(0, |i| i.approximate_bytes())) as u64,
             immutable_memtables: sv.imm.len(),
             table_bytes,
             block_cache_bytes: self.table_ctx.cache.usage(),

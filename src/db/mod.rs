@@ -143,6 +143,8 @@ pub(crate) struct DbInner {
     /// In-memory mode: held from publishing to delivering events, so
     /// subscribers see commits in order.
     pub(crate) emit_lock: Mutex<()>,
+    /// In-memory mode: held while waiting puts are ordered (one at a time).
+    pub(crate) ordering: Mutex<()>,
     /// Opened read-only: the manifest it was recovered from (number and
     /// length), to tell whether a writer has changed the database since.
     pub(crate) read_only_source: Option<(u64, u64)>,
@@ -297,9 +299,7 @@ impl Db {
     }
 
     pub(crate) fn snapshot_of(inner: &Arc<DbInner>) -> Snapshot {
-        let seq = inner
-            .snapshots
-            .acquire(|| inner.visible_seq.load(Ordering::Acquire));
+        let seq = inner.pin_sequence();
         Snapshot {
             inner: Arc::clone(inner),
             seq,

@@ -7,6 +7,7 @@ use super::{Db, DbInner};
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::namespace::{Namespace, NamespaceOptions, NsMeta};
+use crate::snapshot::Snapshot;
 use crate::version::{NamespaceRecord, VersionEdit};
 
 impl DbInner {
@@ -35,9 +36,14 @@ impl DbInner {
     /// Counts a namespace's live keys with writes held off, so the count is exact.
     pub(crate) fn recount(self: &Arc<Self>, meta: &NsMeta) -> Result<()> {
         let _writer = self.writer.lock();
-        let _mem = self.mem_lock.write();
+        // Writes held off, everything at or below `seq` readable.
+        let (_exclusive, seq) = self.pin_exclusive();
+        let _pin = Snapshot {
+            inner: Arc::clone(self),
+            seq,
+        };
         let mut n = 0i64;
-        for item in self.iter_range::<&[u8], _>(meta.id, .., None) {
+        for item in self.iter_range::<&[u8], _>(meta.id, .., Some(seq)) {
             item?;
             n += 1;
         }

@@ -68,6 +68,7 @@ fn new_inner(
         has_limits: AtomicBool::new(false),
         watchers: Arc::default(),
         mem_lock: parking_lot::RwLock::new(()),
+        ordering: Mutex::default(),
         emit_lock: Mutex::new(()),
         read_only_source: None,
         opts,

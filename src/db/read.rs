@@ -123,6 +123,12 @@ pub(crate) fn resolve(found: Found, now_ms: u64) -> Option<Bytes> {
 }
 
 impl DbInner {
+    /// Waits until the write holding sequence `seq` is published (in memory
+    /// mode, whose writers publish right after recording their versions).
+    fn wait_visible(&self, seq: u64) {
+        super::memory::wait_while(|| self.visible_seq.load(Ordering::Acquire) < seq);
+    }
+
     /// A super-version and a sequence that it fully covers. A memtable
     /// switch stores the new super-version (and bumps the generation)
     /// before anything in the new memtable is published, so if the
@@ -144,29 +150,22 @@ impl DbInner {
         if let Some(seq) = seq {
             return self.super_version.load().get(ukey, seq);
         }
-        if self.in_memory {
-            // Only a memtable, whose overwritten versions are pruned as writes go.
+        if let Some(index) = &self.point_index {
+            // In memory: the index holds every key's newest version.
             let seq = self.visible_seq.load(Ordering::Acquire);
-            if let Some(index) = &self.point_index {
-                match index.get(ukey) {
-                    // Nothing at or below `seq` (see point_index.rs).
-                    None => return Ok(None),
-                    Some(f) if key::seq_of(f.trailer) <= seq => return Ok(Some(f)),
-                    // Newer than the read, but published since: as fresh.
-                    Some(f)
-                        if key::seq_of(f.trailer) <= self.visible_seq.load(Ordering::Acquire) =>
-                    {
-                        return Ok(Some(f));
+            return Ok(match index.get(ukey) {
+                // Nothing at or below `seq` (see point_index.rs).
+                None => None,
+                Some(f) => {
+                    // A version still being written: its writer publishes
+                    // it shortly (the older one may exist nowhere else).
+                    let written = key::seq_of(f.trailer);
+                    if written > seq {
+                        self.wait_visible(written);
                     }
-                    // Still being written: the skiplist has the older version.
-                    Some(_) => {}
+                    Some(f)
                 }
-            }
-            return Ok(self
-                .super_version
-                .load()
-                .mem
-                .get_latest(ukey, seq, &self.visible_seq));
+            });
         }
         // As `read_view`, without taking a reference count.
         loop {
@@ -177,6 +176,24 @@ impl DbInner {
                 return sv.get(ukey, seq);
             }
         }
+    }
+
+    /// In memory mode: the values of `ukeys` at one moment, read from the
+    /// point index alone, if no write was published while reading them and
+    /// none was in flight (else `None`: read at a snapshot instead).
+    pub(crate) fn multi_get_latest(&self, ukeys: &[Vec<u8>]) -> Option<Vec<Option<Bytes>>> {
+        let index = self.point_index.as_ref()?;
+        self.check_open().ok()?;
+        let seq = self.visible_seq.load(Ordering::Acquire);
+        let now = self.now_ms();
+        let mut out = Vec::with_capacity(ukeys.len());
+        for ukey in ukeys {
+            match index.get(ukey) {
+                Some(f) if key::seq_of(f.trailer) > seq => return None,
+                found => out.push(found.and_then(|f| resolve(f, now))),
+            }
+        }
+        (self.visible_seq.load(Ordering::Acquire) == seq).then_some(out)
     }
 
     pub(crate) fn get(&self, ns: u32, key: &[u8], seq: Option<u64>) -> Result<Option<Value>> {
@@ -194,13 +211,27 @@ impl DbInner {
     }
 
     fn iter_with(self: &Arc<Self>, bounds: Bounds, seq: Option<u64>) -> Iter {
-        let (sv, now_seq) = self.read_view();
-        let seq = seq.unwrap_or(now_seq);
         // The iterator pins its sequence like a snapshot, so nothing it may
         // read is pruned (in memory) or compacted away under it.
+        let (sv, pin) = match seq {
+            Some(seq) => (
+                self.super_version.load_full(),
+                self.snapshots.acquire(|| seq),
+            ),
+            None if self.in_memory => {
+                // One memtable for good: any super-version covers the pin.
+                let pin = self.pin_sequence();
+                (self.super_version.load_full(), pin)
+            }
+            None => {
+                let (sv, seq) = self.read_view();
+                (sv, self.snapshots.acquire(|| seq))
+            }
+        };
+        let seq = pin;
         let pin = Snapshot {
             inner: Arc::clone(self),
-            seq: self.snapshots.acquire(|| seq),
+            seq: pin,
         };
         let state = IterState {
             sv,

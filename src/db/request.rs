@@ -84,8 +84,13 @@ impl<'a> StateView<'a> {
         if let Some(f) = self.overlay.get(ukey) {
             return Ok(Some(f.clone()));
         }
-        if self.inner.in_memory {
-            return Ok(self.sv.mem.get(ukey, MAX_SEQUENCE));
+        if let Some(index) = &self.inner.point_index {
+            // In memory, writes held off: the index has every key's newest
+            // version, except tombstones it forgot, which the skiplist keeps
+            // while a snapshot (say, a transaction's) may need them.
+            return Ok(index
+                .get(ukey)
+                .or_else(|| self.sv.mem.get(ukey, MAX_SEQUENCE)));
         }
         self.sv.get(ukey, MAX_SEQUENCE)
     }
