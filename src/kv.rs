@@ -35,6 +35,7 @@ use crate::batch::{DEFAULT_NS, WriteBatch};
 use crate::db::request::WriteRequest;
 use crate::db::{BatchReport, CasConflict, Db, DbInner};
 use crate::error::{Error, Result};
+use crate::format::KIND_PUT;
 use crate::key;
 use crate::namespace::{Namespace, NamespaceOptions};
 use crate::options::Options;
@@ -129,8 +130,12 @@ fn get_in_memory(inner: &DbInner, key: &str) -> Result<Option<Vec<u8>>> {
     ukey.extend_from_slice(&DEFAULT_NS.to_be_bytes());
     ukey.extend_from_slice(key.as_bytes());
     let found = inner.get_found(&ukey, None)?;
+    // Only an entry with a time to live needs the clock.
     Ok(found
-        .and_then(|f| crate::db::resolve(f, inner.now_ms()))
+        .and_then(|f| match key::kind_of(f.trailer) {
+            KIND_PUT => Some(f.value),
+            _ => crate::db::resolve(f, inner.now_ms()),
+        })
         .map(|b| b.to_vec()))
 }
 
