@@ -82,13 +82,7 @@ async fn read_many(inner: Arc<DbInner>, ukeys: Vec<Vec<u8>>) -> Result<Vec<Optio
         // One key: a plain read. Several: from the point index at one
         // moment, or else at a pinned snapshot.
         if let [ukey] = ukeys.as_slice() {
-            let found = inner.get_found(ukey, None)?;
-            let now = inner.now_ms();
-            return Ok(vec![
-                found
-                    .and_then(|f| crate::db::resolve(f, now))
-                    .map(|b| b.to_vec()),
-            ]);
+            return Ok(vec![get_in_memory(&inner, ukey)?]);
         }
         if let Some(found) = inner.multi_get_latest(&ukeys) {
             return Ok(to_vecs(found));
@@ -125,11 +119,8 @@ enum PointRead<F> {
 }
 
 /// A point read of the in-memory store (never blocks: no file to read).
-fn get_in_memory(inner: &DbInner, key: &str) -> Result<Option<Vec<u8>>> {
-    let mut ukey: SmallVec<[u8; 64]> = SmallVec::new();
-    ukey.extend_from_slice(&DEFAULT_NS.to_be_bytes());
-    ukey.extend_from_slice(key.as_bytes());
-    let found = inner.get_found(&ukey, None)?;
+fn get_in_memory(inner: &DbInner, ukey: &[u8]) -> Result<Option<Vec<u8>>> {
+    let found = inner.get_found(ukey, None)?;
     // Only an entry with a time to live needs the clock.
     Ok(found
         .and_then(|f| match key::kind_of(f.trailer) {
@@ -151,7 +142,12 @@ macro_rules! impl_kv_store {
                 // In memory nothing can block: answer now, with no reference
                 // count or allocation beyond the value's copy.
                 let read = match inner.in_memory {
-                    true => PointRead::Done(get_in_memory(inner, key)),
+                    true => {
+                        let mut ukey: SmallVec<[u8; 64]> = SmallVec::new();
+                        ukey.extend_from_slice(&DEFAULT_NS.to_be_bytes());
+                        ukey.extend_from_slice(key.as_bytes());
+                        PointRead::Done(get_in_memory(inner, &ukey))
+                    }
                     false => PointRead::Pending(read_many(Arc::clone(inner), vec![ukey_of(key)])),
                 };
                 async move {

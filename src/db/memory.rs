@@ -4,7 +4,7 @@
 //! versions in the point index alongside other writers, and publishes in
 //! sequence order, waiting briefly for earlier writers to publish first.
 //! Puts reach the (lock-free) skiplist later, when a snapshot or iterator
-//! first needs order (`order_pending`, see point_index.rs); tombstones go
+//! first needs order (`pin_sequence`, see point_index.rs); tombstones go
 //! in at once, and their writer then prunes the versions they replaced,
 //! unless a snapshot may still read them: with no flush, nothing else
 //! would ever free them.
@@ -12,9 +12,8 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use smallvec::SmallVec;
-
 use parking_lot::RwLockWriteGuard;
+use smallvec::SmallVec;
 
 use super::DbInner;
 use super::point_index::ToOrder;
