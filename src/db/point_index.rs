@@ -44,7 +44,7 @@ const INLINE_KEY: usize = 23;
 
 /// A user key owned by the index. Hashes and compares as the byte slice it
 /// holds, so the map is probed with a plain `&[u8]`.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) enum IndexKey {
     Inline { len: u8, buf: [u8; INLINE_KEY] },
     Heap(Box<[u8]>),
