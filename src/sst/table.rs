@@ -117,13 +117,23 @@ impl BlockIndex {
         }
         let p = prefix_after(ukey, self.common.len());
         let lo = self.prefixes.partition_point(|&x| x < p);
-        let hi = lo
-            + self
-                .prefixes
-                .get(lo..)
-                .unwrap_or_default()
-                .partition_point(|&x| x <= p);
-        full_search(lo, hi)
+        // Every block before `lo` ends below the target, and a block whose
+        // prefix is greater ends above it, so only a run of equal prefixes
+        // needs whole keys. Runs are usually empty or one block long: gallop
+        // to the run's end instead of searching the rest of the array.
+        let rest = self.prefixes.get(lo..).unwrap_or_default();
+        if rest.first() != Some(&p) {
+            return lo;
+        }
+        let mut bound = 1;
+        while rest.get(bound).is_some_and(|&x| x == p) {
+            bound *= 2;
+        }
+        let window = rest
+            .get(bound / 2..bound.min(rest.len()))
+            .unwrap_or_default();
+        let run = bound / 2 + window.partition_point(|&x| x == p);
+        full_search(lo, lo + run)
     }
 }
 
@@ -616,6 +626,59 @@ impl InternalIterator for TableIter {
         match &self.err {
             Some(e) => Err(e.clone()),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[expect(clippy::indexing_slicing, reason = "tests index fixtures they built")]
+mod index_tests {
+    use super::BlockIndex;
+    use crate::format::KIND_PUT;
+    use crate::key;
+
+    fn ikey(ukey: &[u8], seq: u64) -> Vec<u8> {
+        let mut v = Vec::new();
+        key::push_ikey(&mut v, ukey, seq, KIND_PUT);
+        v
+    }
+
+    /// Index searches agree with a linear scan, including long runs of
+    /// blocks whose 8-byte search prefixes are equal (keys that differ only
+    /// past the prefix window) and targets outside the common prefix.
+    #[test]
+    fn find_agrees_with_a_linear_scan_across_equal_prefix_runs() {
+        let mut ukeys: Vec<Vec<u8>> = Vec::new();
+        for group in 0..5u8 {
+            let run = [1usize, 2, 3, 40, 7][usize::from(group)];
+            for i in 0..run {
+                // "t/" common, then 8 bytes equal within a group, then a suffix.
+                ukeys.push(format!("t/grp{group}____{i:04}").into_bytes());
+            }
+        }
+        ukeys.push(b"t/grp9".to_vec());
+        let mut index = BlockIndex::default();
+        for (i, u) in ukeys.iter().enumerate() {
+            index.push(&ikey(u, 100), i as u64 * 10, 10);
+        }
+        index.seal(&ukeys[0]);
+        let mut targets: Vec<Vec<u8>> = ukeys.clone();
+        targets.extend(ukeys.iter().map(|u| [u.as_slice(), b"\0"].concat()));
+        targets.extend(ukeys.iter().map(|u| u[..u.len() - 1].to_vec()));
+        targets.extend([b"".to_vec(), b"a".to_vec(), b"t/".to_vec(), b"u".to_vec()]);
+        for t in &targets {
+            for seq in [1, 100, 1000] {
+                let target = ikey(t, seq);
+                let expect = (0..index.len())
+                    .find(|&i| key::compare(index.key(i), &target).is_ge())
+                    .unwrap_or(index.len());
+                assert_eq!(
+                    index.find(&target),
+                    expect,
+                    "target {:?} seq {seq}",
+                    String::from_utf8_lossy(t)
+                );
+            }
         }
     }
 }
