@@ -20,6 +20,11 @@ use std::time::{Duration, Instant};
 
 use strata_kv::{Db, Durability, Options};
 
+#[path = "common/flags.rs"]
+mod flags;
+
+use flags::{flag, parsed};
+
 struct Args {
     mode: String,
     num: u64,
@@ -30,28 +35,19 @@ struct Args {
 }
 
 fn args() -> Args {
-    let a: Vec<String> = std::env::args().skip(1).collect();
-    let get = |name: &str| {
-        a.iter()
-            .position(|x| x == name)
-            .and_then(|i| a.get(i + 1))
-            .cloned()
-    };
-    let mode = a.first().cloned().unwrap_or_else(|| "fill-read".into());
+    let mode = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "fill-read".into());
     let default_num = if mode == "fill-large" {
         5_000_000
     } else {
         1_000_000
     };
     Args {
-        num: get("--num")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default_num),
-        dir: get("--dir").map(Into::into),
-        cache_mb: get("--cache-mb").and_then(|s| s.parse().ok()),
-        warm_passes: get("--warm-passes")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1),
+        num: parsed("--num").unwrap_or(default_num),
+        dir: flag("--dir").map(Into::into),
+        cache_mb: parsed("--cache-mb"),
+        warm_passes: parsed("--warm-passes").unwrap_or(1),
         mode,
     }
 }

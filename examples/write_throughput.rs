@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 
 use strata_kv::{Db, Durability, Options};
 
+#[path = "common/flags.rs"]
+mod flags;
+
+use flags::{flag, parsed};
+
 fn run(dir: &std::path::Path, writers: usize, durability: Durability, secs: f64) -> (f64, u64) {
     let path = dir.join(format!("w{writers}-{durability:?}"));
     let db = Db::open(&path, Options::default().durability(durability)).expect("open");
@@ -48,15 +53,8 @@ fn run(dir: &std::path::Path, writers: usize, durability: Durability, secs: f64)
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let secs: f64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let base = arg("--dir").map(std::path::PathBuf::from);
+    let secs: f64 = parsed("--seconds").unwrap_or(3.0);
+    let base = flag("--dir").map(std::path::PathBuf::from);
     let tmp = tempfile::tempdir_in(base.unwrap_or_else(std::env::temp_dir)).expect("tempdir");
     println!(
         "write throughput, {secs} s per run, in {}",
@@ -67,7 +65,7 @@ fn main() {
         "mode", "writers", "writes/s", "fdatasyncs", "per sync"
     );
     let mut single = 0.0;
-    let only: Option<usize> = arg("--only-sync").and_then(|s| s.parse().ok());
+    let only: Option<usize> = parsed("--only-sync");
     let configs = [
         (Durability::Sync, 1),
         (Durability::Sync, 4),
