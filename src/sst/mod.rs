@@ -10,6 +10,7 @@ mod block;
 mod builder;
 mod compress;
 pub(crate) mod filter;
+mod index;
 mod props;
 mod table;
 #[cfg(test)]

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::block::{Block, BlockError, BlockIter};
 use super::compress::decompress;
 use super::filter::BloomFilter;
+use super::index::BlockIndex;
 use super::props::TableProps;
 use crate::cache::BlockCache;
 use crate::coding::{Decoder, read_u32, read_u64};
@@ -25,117 +26,6 @@ use crate::fs::ReadableFile;
 use crate::iter::InternalIterator;
 use crate::key;
 use crate::memtable::Found;
-
-/// The index block, decoded once: each data block's last key, stored
-/// back to back, and its handle. For the binary search, each key also has
-/// an 8-byte big-endian prefix taken after the user-key bytes every key of
-/// the table shares, so most probes compare two integers in a dense array.
-#[derive(Debug, Default)]
-struct BlockIndex {
-    keys: Vec<u8>,
-    ends: Vec<usize>,
-    handles: Vec<(u64, u64)>,
-    /// The user-key prefix common to every key of the table.
-    common: Vec<u8>,
-    prefixes: Vec<u64>,
-}
-
-/// 8 bytes of `ukey` after `skip`, big-endian, zero-padded: ordered like
-/// the user keys themselves (never out of order, sometimes equal).
-fn prefix_after(ukey: &[u8], skip: usize) -> u64 {
-    let mut b = [0u8; 8];
-    let rest = ukey.get(skip..).unwrap_or_default();
-    let n = rest.len().min(8);
-    if let (Some(dst), Some(src)) = (b.get_mut(..n), rest.get(..n)) {
-        dst.copy_from_slice(src);
-    }
-    u64::from_be_bytes(b)
-}
-
-impl BlockIndex {
-    fn len(&self) -> usize {
-        self.handles.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.handles.is_empty()
-    }
-
-    fn key(&self, i: usize) -> &[u8] {
-        let start = if i == 0 {
-            0
-        } else {
-            self.ends.get(i - 1).copied().unwrap_or(0)
-        };
-        let end = self.ends.get(i).copied().unwrap_or(start);
-        self.keys.get(start..end).unwrap_or_default()
-    }
-
-    /// (offset, size) of data block `i`.
-    fn handle(&self, i: usize) -> Option<(u64, u64)> {
-        self.handles.get(i).copied()
-    }
-
-    fn push(&mut self, last_key: &[u8], offset: u64, size: u64) {
-        self.keys.extend_from_slice(last_key);
-        self.ends.push(self.keys.len());
-        self.handles.push((offset, size));
-    }
-
-    /// Computes the search prefixes once every key is in; `first_ukey` is
-    /// the table's smallest user key.
-    fn seal(&mut self, first_ukey: &[u8]) {
-        let last_ukey = key::ukey_of(self.key(self.len().saturating_sub(1))).to_vec();
-        let common = first_ukey
-            .iter()
-            .zip(&last_ukey)
-            .take_while(|(a, b)| a == b)
-            .count();
-        self.common = first_ukey.get(..common).unwrap_or_default().to_vec();
-        self.prefixes = (0..self.len())
-            .map(|i| prefix_after(key::ukey_of(self.key(i)), common))
-            .collect();
-    }
-
-    /// The first block whose last key is >= `target`.
-    fn find(&self, target: &[u8]) -> usize {
-        let full_search = |lo: usize, hi: usize| {
-            let (mut lo, mut hi) = (lo, hi);
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                if key::compare(self.key(mid), target).is_lt() {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            lo
-        };
-        let ukey = key::ukey_of(target);
-        if self.prefixes.len() != self.len() || !ukey.starts_with(&self.common) {
-            return full_search(0, self.len());
-        }
-        let p = prefix_after(ukey, self.common.len());
-        let lo = self.prefixes.partition_point(|&x| x < p);
-        // Every block before `lo` ends below the target, and a block whose
-        // prefix is greater ends above it, so only a run of equal prefixes
-        // needs whole keys. Runs are usually empty or one block long: gallop
-        // to the run's end instead of searching the rest of the array.
-        let rest = self.prefixes.get(lo..).unwrap_or_default();
-        if rest.first() != Some(&p) {
-            return lo;
-        }
-        let mut bound = 1;
-        while rest.get(bound).is_some_and(|&x| x == p) {
-            bound *= 2;
-        }
-        let window = rest
-            .get(bound / 2..bound.min(rest.len()))
-            .unwrap_or_default();
-        let run = bound / 2 + window.partition_point(|&x| x == p);
-        full_search(lo, lo + run)
-    }
-}
 
 thread_local! {
     /// Key buffer for point lookups, reused so a lookup allocates nothing.
@@ -626,59 +516,6 @@ impl InternalIterator for TableIter {
         match &self.err {
             Some(e) => Err(e.clone()),
             None => Ok(()),
-        }
-    }
-}
-
-#[cfg(test)]
-#[expect(clippy::indexing_slicing, reason = "tests index fixtures they built")]
-mod index_tests {
-    use super::BlockIndex;
-    use crate::format::KIND_PUT;
-    use crate::key;
-
-    fn ikey(ukey: &[u8], seq: u64) -> Vec<u8> {
-        let mut v = Vec::new();
-        key::push_ikey(&mut v, ukey, seq, KIND_PUT);
-        v
-    }
-
-    /// Index searches agree with a linear scan, including long runs of
-    /// blocks whose 8-byte search prefixes are equal (keys that differ only
-    /// past the prefix window) and targets outside the common prefix.
-    #[test]
-    fn find_agrees_with_a_linear_scan_across_equal_prefix_runs() {
-        let mut ukeys: Vec<Vec<u8>> = Vec::new();
-        for group in 0..5u8 {
-            let run = [1usize, 2, 3, 40, 7][usize::from(group)];
-            for i in 0..run {
-                // "t/" common, then 8 bytes equal within a group, then a suffix.
-                ukeys.push(format!("t/grp{group}____{i:04}").into_bytes());
-            }
-        }
-        ukeys.push(b"t/grp9".to_vec());
-        let mut index = BlockIndex::default();
-        for (i, u) in ukeys.iter().enumerate() {
-            index.push(&ikey(u, 100), i as u64 * 10, 10);
-        }
-        index.seal(&ukeys[0]);
-        let mut targets: Vec<Vec<u8>> = ukeys.clone();
-        targets.extend(ukeys.iter().map(|u| [u.as_slice(), b"\0"].concat()));
-        targets.extend(ukeys.iter().map(|u| u[..u.len() - 1].to_vec()));
-        targets.extend([b"".to_vec(), b"a".to_vec(), b"t/".to_vec(), b"u".to_vec()]);
-        for t in &targets {
-            for seq in [1, 100, 1000] {
-                let target = ikey(t, seq);
-                let expect = (0..index.len())
-                    .find(|&i| key::compare(index.key(i), &target).is_ge())
-                    .unwrap_or(index.len());
-                assert_eq!(
-                    index.find(&target),
-                    expect,
-                    "target {:?} seq {seq}",
-                    String::from_utf8_lossy(t)
-                );
-            }
         }
     }
 }
