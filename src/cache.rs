@@ -9,8 +9,9 @@ use quick_cache::sync::Cache;
 
 use crate::sst::Block;
 
-/// Charge for a block that points into a memory map (its bytes belong to the
-/// page cache, not to this budget): only the bookkeeping is counted.
+/// Charge for a cached block's bookkeeping, on top of the heap bytes it
+/// holds (none for a block that points into a memory map: its bytes belong
+/// to the page cache, not to this budget).
 const MAPPED_BLOCK_CHARGE: u64 = 64;
 
 #[derive(Clone)]
@@ -53,15 +54,12 @@ impl BlockCache {
         self.cache.as_ref()?.get(&(table, offset)).map(|e| e.block)
     }
 
-    /// Caches a block; `owned` says whether its bytes are its own (charged in
-    /// full) or a view of a memory map.
-    pub(crate) fn insert(&self, table: u64, offset: u64, block: Block, owned: bool) {
+    /// Caches a block; `heap` is the memory its bytes hold of their own (a
+    /// buffer's capacity; 0 for a view of a memory map, whose bytes belong
+    /// to the page cache).
+    pub(crate) fn insert(&self, table: u64, offset: u64, block: Block, heap: u64) {
         if let Some(c) = &self.cache {
-            let charge = if owned {
-                block.bytes().len() as u64 + MAPPED_BLOCK_CHARGE
-            } else {
-                MAPPED_BLOCK_CHARGE
-            };
+            let charge = heap + MAPPED_BLOCK_CHARGE;
             c.insert((table, offset), Entry { block, charge });
         }
     }

@@ -189,7 +189,11 @@ impl Options {
         bloom_bits_per_key: u32
     );
     setter!(
-        /// Byte budget of the cache of decompressed (or, without mmap, read) blocks. Default: 64 MiB.
+        /// Byte budget of the cache of decompressed (or, without mmap, read)
+        /// blocks; each block is charged its buffer's capacity. Outside the
+        /// budget, each thread that reads tables keeps up to 32 buffers of
+        /// dropped blocks (at most 16 KiB each) to decompress into again.
+        /// Default: 64 MiB.
         block_cache_size: usize
     );
     setter!(

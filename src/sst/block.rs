@@ -131,10 +131,6 @@ impl Block {
         })
     }
 
-    pub(crate) fn bytes(&self) -> &Bytes {
-        &self.data
-    }
-
     fn restart(&self, i: usize) -> Result<usize, BlockError> {
         let at = self.entries_end + 4 * i;
         let off = read_u32(&self.data, at).ok_or((at, "restart point out of range"))? as usize;
@@ -533,7 +529,7 @@ mod tests {
     #[test]
     fn damaged_blocks_fail_without_panicking() {
         let block = build(20, 4);
-        let raw = block.bytes().to_vec();
+        let raw = block.data.to_vec();
         for i in 0..raw.len() {
             for flip in [0x01u8, 0x80, 0xff] {
                 let mut bad = raw.clone();
@@ -565,7 +561,7 @@ mod tests {
     #[test]
     fn regression_a_probed_restart_entry_whose_value_overruns_is_corruption() {
         let block = build(8, 1);
-        let mut raw = block.bytes().to_vec();
+        let mut raw = block.data.to_vec();
         // Every entry here is a restart: 3 one-byte lengths, key, "vN".
         let entry = 4 * (3 + ik(0).len() + 2);
         raw[entry + 2] = 0x7f;

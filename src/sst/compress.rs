@@ -5,6 +5,16 @@
 use crate::format::{COMPRESSION_LZ4, COMPRESSION_NONE, COMPRESSION_SNAPPY};
 use crate::options::Compression;
 
+/// A recycled buffer is used only if it holds the block without growing
+/// (growth would double it and copy it) and with at most this fraction of
+/// its capacity to spare: the cache charges a block its buffer's capacity.
+const MAX_REUSE_SLACK_DIVISOR: usize = 4;
+
+/// `reuse` if its capacity is between `len` and `len` + 25%.
+fn fitting(reuse: Option<Vec<u8>>, len: usize) -> Option<Vec<u8>> {
+    reuse.filter(|b| (len..=len + len / MAX_REUSE_SLACK_DIVISOR).contains(&b.capacity()))
+}
+
 /// No block grows by more than this factor when decompressed (LZ4 tops out
 /// near 255x, Snappy lower): a stored length beyond it is damage, and
 /// refusing it keeps a corrupt length from sizing an allocation.
@@ -45,8 +55,15 @@ pub(crate) fn compress(raw: &[u8], compression: Compression, out: &mut Vec<u8>) 
     kind
 }
 
-/// Decompresses a stored block of the given type (not `COMPRESSION_NONE`).
-pub(crate) fn decompress(stored: &[u8], kind: u8) -> Result<Vec<u8>, &'static str> {
+/// Decompresses a stored block of the given type (not `COMPRESSION_NONE`),
+/// into `reuse` if given: a buffer whose bytes are initialized already, so
+/// it is resized, not zeroed. Without one, LZ4 decompresses into fresh
+/// capacity (zeroing a new buffer first was 4% of a cache-missing read).
+pub(crate) fn decompress(
+    stored: &[u8],
+    kind: u8,
+    reuse: Option<Vec<u8>>,
+) -> Result<Vec<u8>, &'static str> {
     match kind {
         COMPRESSION_LZ4 => {
             let (len, body) = stored
@@ -56,12 +73,21 @@ pub(crate) fn decompress(stored: &[u8], kind: u8) -> Result<Vec<u8>, &'static st
             if len > body.len().saturating_mul(MAX_EXPANSION).saturating_add(64) {
                 return Err("lz4 block claims an impossible length");
             }
-            // Into fresh capacity, not a zeroed buffer: the zeroing was 4% of
-            // a cache-missing point read. lz4_flex checks every write against
-            // the capacity and returns an error on damaged input.
-            match lz4_flex::block::decompress(body, len) {
-                Ok(out) if out.len() == len => Ok(out),
-                _ => Err("lz4 block does not decompress"),
+            let bad = "lz4 block does not decompress";
+            // lz4_flex checks every write against the output's bounds and
+            // returns an error on damaged input.
+            match fitting(reuse, len) {
+                Some(mut out) => {
+                    out.resize(len, 0);
+                    match lz4_flex::block::decompress_into(body, &mut out) {
+                        Ok(n) if n == len => Ok(out),
+                        _ => Err(bad),
+                    }
+                }
+                None => match lz4_flex::block::decompress(body, len) {
+                    Ok(out) if out.len() == len => Ok(out),
+                    _ => Err(bad),
+                },
             }
         }
         COMPRESSION_SNAPPY => {
@@ -74,7 +100,8 @@ pub(crate) fn decompress(stored: &[u8], kind: u8) -> Result<Vec<u8>, &'static st
             {
                 return Err("snappy block claims an impossible length");
             }
-            let mut out = vec![0u8; len];
+            let mut out = fitting(reuse, len).unwrap_or_default();
+            out.resize(len, 0);
             match snap::raw::Decoder::new().decompress(stored, &mut out) {
                 Ok(n) if n == len => Ok(out),
                 _ => Err("snappy block does not decompress"),
@@ -110,7 +137,15 @@ mod tests {
             let kind = compress(&text, c, &mut out);
             assert_ne!(kind, COMPRESSION_NONE);
             assert!(out.len() < text.len() / 2);
-            assert_eq!(decompress(&out, kind).expect("round trip"), text);
+            assert_eq!(decompress(&out, kind, None).expect("round trip"), text);
+            // Into a recycled buffer, shorter or longer than the block.
+            // Into a recycled buffer: used if it fits with at most 25% to
+            // spare (its capacity kept), else a fresh one of the exact size.
+            for (old, reused) in [(10, false), (4096, true), (5120, true), (5121, false)] {
+                let got = decompress(&out, kind, Some(vec![9u8; old])).expect("decompress");
+                assert_eq!(got, text);
+                assert_eq!(got.capacity() == old, reused, "buffer of {old}");
+            }
             assert_eq!(compress(&noise, c, &mut out), COMPRESSION_NONE);
         }
         assert_eq!(
@@ -128,11 +163,11 @@ mod tests {
             for i in 0..out.len() {
                 let mut bad = out.clone();
                 bad[i] ^= 0x5a;
-                let _ = decompress(&bad, kind);
-                let _ = decompress(&bad[..i], kind);
+                let _ = decompress(&bad, kind, None);
+                let _ = decompress(&bad[..i], kind, Some(vec![1u8; 64]));
             }
         }
-        assert!(decompress(&[0xff, 0xff, 0xff, 0x7f, 1], COMPRESSION_LZ4).is_err());
-        assert!(decompress(b"x", 9).is_err());
+        assert!(decompress(&[0xff, 0xff, 0xff, 0x7f, 1], COMPRESSION_LZ4, None).is_err());
+        assert!(decompress(b"x", 9, None).is_err());
     }
 }

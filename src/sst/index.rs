@@ -195,7 +195,11 @@ impl BlockIndex {
             lo
         };
         let ukey = key::ukey_of(target);
-        let Some(search) = self.search.as_ref().filter(|_| ukey.starts_with(&self.common)) else {
+        let Some(search) = self
+            .search
+            .as_ref()
+            .filter(|_| ukey.starts_with(&self.common))
+        else {
             return full_search(0, self.len());
         };
         let p = prefix_after(ukey, self.common.len());

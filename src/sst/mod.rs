@@ -7,6 +7,7 @@
 //! See `docs/format.md` for every byte.
 
 mod block;
+mod buffers;
 mod builder;
 mod compress;
 pub(crate) mod filter;

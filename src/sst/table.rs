@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::block::{Block, BlockError, BlockIter};
+use super::buffers;
 use super::compress::decompress;
 use super::filter::BloomFilter;
 use super::index::BlockIndex;
@@ -178,16 +179,17 @@ impl Table {
         self.load_block(offset, size).map(|(b, _)| b)
     }
 
-    fn load_block(&self, offset: u64, size: u64) -> Result<(Block, bool)> {
-        let (bytes, owned) = self.load_raw(offset, size)?;
+    fn load_block(&self, offset: u64, size: u64) -> Result<(Block, u64)> {
+        let (bytes, heap) = self.load_raw(offset, size)?;
         let block = Block::new(bytes)
             .map_err(|(at, why)| Error::corruption(&self.path, offset + at as u64, why))?;
-        Ok((block, owned))
+        Ok((block, heap))
     }
 
     /// Reads the stored bytes of a block, checks the trailer and
-    /// decompresses. `owned` is false for a view into the memory map.
-    fn load_raw(&self, offset: u64, size: u64) -> Result<(Bytes, bool)> {
+    /// decompresses. Also returns the heap bytes the block holds (its
+    /// buffer's capacity; 0 for a view into the memory map).
+    fn load_raw(&self, offset: u64, size: u64) -> Result<(Bytes, u64)> {
         let corrupt = |at: u64, why: &str| Error::corruption(&self.path, at, why.to_owned());
         let total = size
             .checked_add(BLOCK_TRAILER_SIZE as u64)
@@ -197,12 +199,13 @@ impl Table {
                     .is_some_and(|end| end <= self.blocks_end)
             })
             .ok_or_else(|| corrupt(offset, "block handle outside the file"))?;
-        let raw = match &self.map {
-            Some(m) => m.slice(offset as usize..(offset + total) as usize),
+        let (raw, read_heap) = match &self.map {
+            Some(m) => (m.slice(offset as usize..(offset + total) as usize), 0),
             None => {
                 let mut buf = vec![0u8; total as usize];
                 self.file.read_at(offset, &mut buf)?;
-                Bytes::from(buf)
+                let heap = buf.capacity() as u64;
+                (Bytes::from(buf), heap)
             }
         };
         let body_len = size as usize;
@@ -217,10 +220,12 @@ impl Table {
             return Err(corrupt(offset, "block checksum mismatch"));
         }
         if kind == COMPRESSION_NONE {
-            Ok((raw.slice(..body_len), self.map.is_none()))
+            Ok((raw.slice(..body_len), read_heap))
         } else {
-            let data = decompress(stored, kind).map_err(|why| corrupt(offset, why))?;
-            Ok((Bytes::from(data), true))
+            let data =
+                decompress(stored, kind, buffers::take()).map_err(|why| corrupt(offset, why))?;
+            let heap = data.capacity() as u64;
+            Ok((buffers::into_bytes(data), heap))
         }
     }
 
@@ -233,8 +238,8 @@ impl Table {
         if let Some(b) = self.cache.get(self.number, offset) {
             return Ok(b);
         }
-        let (block, owned) = self.load_block(offset, size)?;
-        self.cache.insert(self.number, offset, block.clone(), owned);
+        let (block, heap) = self.load_block(offset, size)?;
+        self.cache.insert(self.number, offset, block.clone(), heap);
         Ok(block)
     }
 
