@@ -14,6 +14,7 @@
 //! Concurrency: built once when the table opens, read-only afterwards.
 #![deny(clippy::indexing_slicing)]
 
+use super::prefetch::prefetch;
 use crate::key;
 
 /// Eight search integers: one 64-byte cache line.
@@ -73,7 +74,10 @@ impl Eytzinger {
         let mut k = 1;
         let mut found = None;
         while let Some(x) = self.get(k).filter(|_| k <= n) {
-            prefetch(self.lines.get(k));
+            // Positions 8k..8k+8, three levels down, share line k.
+            if let Some(line) = self.lines.get(k) {
+                prefetch(line);
+            }
             if x >= p {
                 found = Some(x);
             }
@@ -87,25 +91,6 @@ impl Eytzinger {
             _ => (n, None),
         }
     }
-}
-
-/// Asks the CPU to start loading `line` (positions 8k..8k+8, three levels
-/// below position k) while the search is still above it.
-#[inline(always)]
-fn prefetch(line: Option<&Line>) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(line) = line {
-        #[expect(unsafe_code, reason = "a prefetch hint")]
-        // SAFETY: a prefetch reads nothing architecturally and cannot fault;
-        // the pointer comes from a live reference anyway.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                std::ptr::from_ref(line).cast(),
-            );
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = line;
 }
 
 /// 8 bytes of `ukey` after `skip`, big-endian, zero-padded: ordered like

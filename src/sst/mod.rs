@@ -12,6 +12,7 @@ mod builder;
 mod compress;
 pub(crate) mod filter;
 mod index;
+mod prefetch;
 mod props;
 mod table;
 #[cfg(test)]
