@@ -147,16 +147,16 @@ impl BlockIndex {
         self.handles.push((offset, size));
     }
 
-    /// Builds the search structure once every key is in; `first_ukey` is
-    /// the table's smallest user key.
-    pub(super) fn seal(&mut self, first_ukey: &[u8]) {
-        let last_ukey = key::ukey_of(self.key(self.len().saturating_sub(1))).to_vec();
-        let common = first_ukey
-            .iter()
-            .zip(&last_ukey)
-            .take_while(|(a, b)| a == b)
-            .count();
-        self.common = first_ukey.get(..common).unwrap_or_default().to_vec();
+    /// Builds the search structure once every key is in (in order: the
+    /// decoder checks). The common prefix comes from the index's own first
+    /// and last keys, so every key it searches shares it whatever the
+    /// properties block claims (a smallest key that disagreed with the
+    /// index used to make the integers unsorted).
+    pub(super) fn seal(&mut self) {
+        let first = key::ukey_of(self.key(0));
+        let last = key::ukey_of(self.key(self.len().saturating_sub(1)));
+        let common = first.iter().zip(last).take_while(|(a, b)| a == b).count();
+        self.common = first.get(..common).unwrap_or_default().to_vec();
         let sorted: Vec<u64> = (0..self.len()).map(|i| self.prefix(i)).collect();
         self.search = Some(Eytzinger::build(&sorted));
     }
@@ -244,6 +244,25 @@ mod tests {
         }
     }
 
+    /// The search prefix once came from the properties block's smallest
+    /// key: one that disagreed with the index (CRC-valid, but written
+    /// wrong) made the integers unsorted and lookups miss keys that exist.
+    #[test]
+    fn regression_the_search_prefix_comes_from_the_index_keys() {
+        let mut index = BlockIndex::default();
+        for (i, u) in [b"aaz", b"abc", b"abz"].iter().enumerate() {
+            index.push(&ikey(*u, 5), i as u64 * 10, 10);
+        }
+        index.seal();
+        assert_eq!(
+            index.common, b"a",
+            "the first and last index keys share only \"a\""
+        );
+        for (target, want) in [(&b"abd"[..], 2), (b"aaa", 0), (b"abc", 1), (b"zz", 3)] {
+            assert_eq!(index.find(&ikey(target, 5)), want, "{target:?}");
+        }
+    }
+
     /// Index searches agree with a linear scan, including long runs of
     /// blocks whose 8-byte search integers are equal (keys that differ only
     /// past the prefix window) and targets outside the common prefix.
@@ -262,7 +281,7 @@ mod tests {
         for (i, u) in ukeys.iter().enumerate() {
             index.push(&ikey(u, 100), i as u64 * 10, 10);
         }
-        index.seal(&ukeys[0]);
+        index.seal();
         let mut targets: Vec<Vec<u8>> = ukeys.clone();
         targets.extend(ukeys.iter().map(|u| [u.as_slice(), b"\0"].concat()));
         targets.extend(ukeys.iter().map(|u| u[..u.len() - 1].to_vec()));

@@ -116,8 +116,7 @@ impl Table {
         let props = table.load_raw(off, size)?.0;
         table.props =
             TableProps::decode(&props).map_err(|(at, why)| corrupt(off + at as u64, why))?;
-        let first_ukey = key::ukey_of(&table.props.smallest).to_vec();
-        table.index.seal(&first_ukey);
+        table.index.seal();
 
         let (off, size) = handle(FOOTER_FILTER_OFFSET);
         if size > 0 {
