@@ -5,6 +5,7 @@
 //! cargo run --release --example engine_bench -- fill-read [--num 1000000] [--dir DIR] [--cache-mb 64] [--warm-passes 1]
 //! cargo run --release --example engine_bench -- fill-large [--num 5000000] [--dir DIR]
 //! cargo run --release --example engine_bench -- memory [--num 1000000]
+//! cargo run --release --example engine_bench -- memtable [--num 300000]
 //! ```
 //! `fill-read`: fillrandom of `num` keys (16-byte keys, 100-byte values that
 //! compress to about half), flush, then readrandom and readseq with a warm
@@ -14,7 +15,10 @@
 //! amplification after the load. `memory`: the in-memory engine, one
 //! thread: puts of `num` random keys, gets, the first full scan (which
 //! orders the puts waiting in the point index) and a second one, then
-//! overwrites and the snapshot after them (ordering alone).
+//! overwrites and the snapshot after them (ordering alone). `memtable`:
+//! puts of `num` keys into one memtable too large to flush, comparing the
+//! process's resident memory growth (Linux `/proc/self/statm`) with the
+//! bytes the memtable charges against `write_buffer_size`.
 
 use std::time::{Duration, Instant};
 
@@ -38,10 +42,10 @@ fn args() -> Args {
     let mode = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "fill-read".into());
-    let default_num = if mode == "fill-large" {
-        5_000_000
-    } else {
-        1_000_000
+    let default_num = match mode.as_str() {
+        "fill-large" => 5_000_000,
+        "memtable" => 300_000,
+        _ => 1_000_000,
     };
     Args {
         num: parsed("--num").unwrap_or(default_num),
@@ -158,8 +162,44 @@ fn memory(a: &Args) {
     );
 }
 
+/// Resident set size in bytes (Linux); 0 where `/proc` is missing.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn memtable(a: &Args) {
+    let tmp =
+        tempfile::tempdir_in(a.dir.clone().unwrap_or_else(std::env::temp_dir)).expect("tempdir");
+    let opts = Options::default()
+        .durability(Durability::Buffered)
+        .write_buffer_size(4 << 30);
+    let db = Db::open(tmp.path().join("db"), opts).expect("open");
+    let order = shuffled(a.num, 1);
+    let before = resident_bytes();
+    fill(&db, &order, false);
+    let grown = resident_bytes().saturating_sub(before) as f64;
+    let charged = db.stats().memtable_bytes as f64;
+    let n = a.num as f64;
+    println!(
+        "resident memory grew {:.1} MiB ({:.0} B per entry); the memtable charges {:.1} MiB ({:.0} B per entry): real / charged = {:.2}",
+        grown / f64::from(1 << 20),
+        grown / n,
+        charged / f64::from(1 << 20),
+        charged / n,
+        grown / charged
+    );
+}
+
 fn main() {
     let a = args();
+    if a.mode == "memtable" {
+        println!("engine_bench memtable num={}", a.num);
+        memtable(&a);
+        return;
+    }
     if a.mode == "memory" {
         println!("engine_bench memory num={}", a.num);
         memory(&a);
