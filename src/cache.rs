@@ -11,8 +11,8 @@ use crate::sst::Block;
 
 /// Charge for a cached block's bookkeeping, on top of the heap bytes it
 /// holds (none for a block that points into a memory map: its bytes belong
-/// to the page cache, not to this budget).
-const MAPPED_BLOCK_CHARGE: u64 = 64;
+/// to the page cache, not to this budget, so this is all it is charged).
+const BLOCK_BOOKKEEPING_CHARGE: u64 = 64;
 
 #[derive(Clone)]
 struct Entry {
@@ -59,7 +59,7 @@ impl BlockCache {
     /// to the page cache).
     pub(crate) fn insert(&self, table: u64, offset: u64, block: Block, heap: u64) {
         if let Some(c) = &self.cache {
-            let charge = heap + MAPPED_BLOCK_CHARGE;
+            let charge = heap + BLOCK_BOOKKEEPING_CHARGE;
             c.insert((table, offset), Entry { block, charge });
         }
     }
