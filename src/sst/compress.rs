@@ -138,7 +138,6 @@ mod tests {
             assert_ne!(kind, COMPRESSION_NONE);
             assert!(out.len() < text.len() / 2);
             assert_eq!(decompress(&out, kind, None).expect("round trip"), text);
-            // Into a recycled buffer, shorter or longer than the block.
             // Into a recycled buffer: used if it fits with at most 25% to
             // spare (its capacity kept), else a fresh one of the exact size.
             for (old, reused) in [(10, false), (4096, true), (5120, true), (5121, false)] {
