@@ -104,6 +104,13 @@ impl BlockBuilder {
 /// restart array (a cache miss of its own), and prefetches them together.
 const INLINE_RESTARTS: usize = 4;
 
+/// The unit of `prefetch`.
+const CACHE_LINE: usize = 64;
+
+/// At most this much of a restart run is prefetched by `seek_ge`: 32 lines,
+/// a whole run of 16 entries with 100-byte values.
+const MAX_RUN_PREFETCH: usize = 32 * CACHE_LINE;
+
 /// A decoded-on-demand block. Cheap to clone (shares its bytes).
 #[derive(Debug, Clone)]
 pub(crate) struct Block {
@@ -270,6 +277,23 @@ impl Block {
         }
         let run = self.restarts_before(target, false)?.saturating_sub(1);
         let mut pos = self.restart(run)?;
+        // The scan below reads the run entry by entry, each load depending
+        // on the previous entry's lengths: start loading the run now (its
+        // first `MAX_RUN_PREFETCH` bytes, where runs hold large values). A
+        // damaged next restart only misplaces the hint; the scan checks.
+        let run_end = match run + 1 < self.restarts {
+            true => self.restart(run + 1).unwrap_or(self.entries_end),
+            false => self.entries_end,
+        };
+        let ahead = run_end.min(pos + MAX_RUN_PREFETCH);
+        for line in self
+            .data
+            .get(pos..ahead)
+            .unwrap_or_default()
+            .chunks(CACHE_LINE)
+        {
+            prefetch(line);
+        }
         key.clear();
         while pos < self.entries_end {
             let (next, value) = self.decode_at(pos, key)?;

@@ -4,7 +4,7 @@
 /// Asks the CPU to start loading the cache line holding `r`. Only a hint:
 /// a no-op where the target has no prefetch instruction wired here.
 #[inline(always)]
-pub(super) fn prefetch<T>(r: &T) {
+pub(super) fn prefetch<T: ?Sized>(r: &T) {
     #[cfg(target_arch = "x86_64")]
     #[expect(unsafe_code, reason = "a prefetch hint")]
     // SAFETY: a prefetch reads nothing architecturally and cannot fault;

@@ -234,9 +234,14 @@ impl Table {
             .index
             .handle(i)
             .ok_or_else(|| Error::corruption(&self.path, 0, "data block index out of range"))?;
-        if let Some(b) = self.cache.get(self.number, offset) {
-            return Ok(b);
+        match self.cache.get(self.number, offset) {
+            Some(b) => Ok(b),
+            None => self.load_into_cache(offset, size),
         }
+    }
+
+    /// Reads a block the cache does not hold, and caches it.
+    fn load_into_cache(&self, offset: u64, size: u64) -> Result<Block> {
         let (block, heap) = self.load_block(offset, size)?;
         self.cache.insert(self.number, offset, block.clone(), heap);
         Ok(block)
@@ -311,13 +316,13 @@ impl Table {
             return Ok(Probe::Absent);
         }
         let i = self.find_block(target);
-        let Some((offset, _)) = self.index.handle(i) else {
+        let Some((offset, size)) = self.index.handle(i) else {
             return Ok(Probe::Absent);
         };
         let block = match self.cache.get(self.number, offset) {
             Some(b) => b,
             None if cached_only => return Ok(Probe::WouldBlock),
-            None => self.data_block(i)?,
+            None => self.load_into_cache(offset, size)?,
         };
         SCRATCH.with(|scratch| {
             let mut k = scratch.borrow_mut();
