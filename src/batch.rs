@@ -11,7 +11,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use crate::coding::{Decoder, put_u64, put_varint, read_u32, read_u64};
+use crate::coding::{Decoder, put_u64, put_varint, read_u32, read_u64, varint_len};
 use crate::error::{Error, Result};
 use crate::format::{
     BATCH_HEADER_SIZE, EXPIRY_SIZE, KIND_DELETE, KIND_PUT, KIND_PUT_TTL, MAX_KEY_SIZE,
@@ -43,7 +43,8 @@ pub struct WriteBatch {
     ops: usize,
     /// Operations left out of `rep`, by index, with the reason.
     invalid: Vec<(usize, Error)>,
-    /// For each encoded op, its index among all operations added.
+    /// For each encoded op, its index among all operations added; empty
+    /// while that is the identity (no op left out so far).
     positions: Vec<usize>,
     /// Encoded ops (by position in `rep`) that require their key to exist (`update`).
     must_exist: Vec<usize>,
@@ -61,7 +62,29 @@ impl Default for WriteBatch {
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> Self {
-        let mut rep = Vec::with_capacity(64);
+        Self::with_rep_capacity(64)
+    }
+
+    /// An empty batch with room for exactly one op in namespace `ns` on a
+    /// key of `key_len` bytes: a put of `value_len` bytes (with an expiry if
+    /// `ttl`), or a delete for `None`. A single-op write then allocates
+    /// once, and the memtable entries that keep its buffer keep no spare
+    /// bytes. Lengths over the limits get an ordinary batch (the op will be
+    /// refused anyway).
+    pub(crate) fn for_one_op(ns: u32, key_len: usize, value_len: Option<usize>, ttl: bool) -> Self {
+        if key_len > MAX_KEY_SIZE || value_len.is_some_and(|v| v > MAX_VALUE_SIZE) {
+            return Self::new();
+        }
+        let header = 1 + varint_len(u64::from(ns)) + varint_len(key_len as u64) + key_len;
+        let value = value_len.map_or(0, |v| {
+            let stored = v + if ttl { EXPIRY_SIZE } else { 0 };
+            varint_len(stored as u64) + stored
+        });
+        Self::with_rep_capacity(BATCH_HEADER_SIZE + header + value)
+    }
+
+    fn with_rep_capacity(capacity: usize) -> Self {
+        let mut rep = Vec::with_capacity(capacity);
         rep.resize(BATCH_HEADER_SIZE, 0);
         WriteBatch {
             rep,
@@ -210,7 +233,15 @@ impl WriteBatch {
     }
 
     fn bump_count(&mut self) {
-        self.positions.push(self.ops - 1);
+        let (position, index) = (self.count() as usize, self.ops - 1);
+        if index != position || !self.positions.is_empty() {
+            // The first op after one left out: every op before it sat at its
+            // own index.
+            if self.positions.is_empty() {
+                self.positions.extend(0..position);
+            }
+            self.positions.push(index);
+        }
         let n = self.count() + 1;
         if let Some(c) = self.rep.get_mut(8..12) {
             c.copy_from_slice(&n.to_le_bytes());
@@ -471,6 +502,64 @@ mod tests {
         assert_eq!(ttl_expiry(ops[2].value), 99);
         assert_eq!(&ops[2].value[EXPIRY_SIZE..], b"v3");
         assert_eq!(ops[3].key, b"");
+    }
+
+    #[test]
+    fn a_one_op_batch_is_sized_exactly() {
+        for ns in [0, 127, 128, u32::MAX] {
+            for (key, value) in [(0, 0), (16, 100), (127, 128), (300, 20_000)] {
+                let k = vec![1u8; key];
+                let v = vec![2u8; value];
+                let mut put = WriteBatch::for_one_op(ns, key, Some(value), false);
+                put.put_op(ns, &k, &v, None);
+                let mut ttl = WriteBatch::for_one_op(ns, key, Some(value), true);
+                ttl.put_ttl_op(ns, &k, &v, std::time::Duration::from_secs(1));
+                let mut del = WriteBatch::for_one_op(ns, key, None, false);
+                del.delete_op(ns, &k);
+                for b in [put, ttl, del] {
+                    assert_eq!(b.count(), 1);
+                    assert_eq!(
+                        b.rep.capacity(),
+                        b.rep.len(),
+                        "ns {ns} key {key} value {value}"
+                    );
+                }
+            }
+        }
+        let over = WriteBatch::for_one_op(0, MAX_KEY_SIZE + 1, Some(MAX_VALUE_SIZE + 1), false);
+        assert!(
+            over.rep.capacity() < 1024,
+            "no allocation for an op that will be refused"
+        );
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, v);
+            assert_eq!(varint_len(v), buf.len(), "{v}");
+        }
+    }
+
+    #[test]
+    fn ops_after_a_refused_one_keep_their_user_facing_index() {
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"1");
+        b.put(b"b", b"2");
+        assert!(b.positions.is_empty(), "identity while nothing is left out");
+        assert_eq!((b.index_of(0), b.index_of(1)), (0, 1));
+        b.put(vec![0u8; MAX_KEY_SIZE + 1], b"x");
+        b.delete(b"c");
+        b.put(b"d", b"4");
+        assert_eq!(b.count(), 4);
+        let at: Vec<usize> = (0..4).map(|p| b.index_of(p)).collect();
+        assert_eq!(at, vec![0, 1, 3, 4]);
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub(crate) fn put_varint(dst: &mut Vec<u8>, mut v: u64) {
     dst.push(v as u8);
 }
 
+/// The bytes `put_varint` appends for `v`.
+pub(crate) fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
 /// Appends a varint length followed by the bytes.
 pub(crate) fn put_len_prefixed(dst: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(dst, bytes.len() as u64);

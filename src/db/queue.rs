@@ -16,6 +16,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::DbInner;
 use super::request::{Committed, WriteRequest};
+use super::write::Outcomes;
 use crate::error::{Error, Result};
 
 pub(super) enum Slot {
@@ -80,10 +81,10 @@ impl Pending {
 /// awake already.
 pub(super) fn complete(
     group: &[Arc<Pending>],
-    outcome: Result<Vec<Result<Committed>>>,
+    outcome: Result<Outcomes>,
     leader: Option<&Arc<Pending>>,
 ) {
-    let results: Vec<Result<Committed>> = match outcome {
+    let results: Outcomes = match outcome {
         Ok(each) => each,
         Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
     };

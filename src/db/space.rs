@@ -72,21 +72,22 @@ impl Space<'_> {
 
     pub(crate) fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.check()?;
-        let mut b = WriteBatch::new();
+        let ttl = self.meta.and_then(NsMeta::default_ttl).is_some();
+        let mut b = WriteBatch::for_one_op(self.ns, key.len(), Some(value.len()), ttl);
         self.add_put(&mut b, key, value);
         self.inner.write(b, self.durability()).map(|_| ())
     }
 
     pub(crate) fn put_with_ttl(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
         self.check()?;
-        let mut b = WriteBatch::new();
+        let mut b = WriteBatch::for_one_op(self.ns, key.len(), Some(value.len()), true);
         b.put_ttl_op(self.ns, key, value, ttl);
         self.inner.write(b, self.durability()).map(|_| ())
     }
 
     pub(crate) fn delete(&self, key: &[u8]) -> Result<()> {
         self.check()?;
-        let mut b = WriteBatch::new();
+        let mut b = WriteBatch::for_one_op(self.ns, key.len(), None, false);
         b.delete_op(self.ns, key);
         self.inner.write(b, self.durability()).map(|_| ())
     }

@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::queue::{CommitFuture, Pending, Slot, commit_thread, complete};
 use super::request::{Committed, StateView, WriteRequest};
@@ -36,6 +37,10 @@ const MAX_GROUP_BYTES: usize = 1 << 20;
 /// A request the leader accepted: its place in the group, the batch to
 /// write and the ops it refused.
 type Accepted = (usize, WriteBatch, Vec<(usize, Error)>);
+
+/// Each request's outcome, in group order. Inline for the common group of
+/// one, which then allocates nothing for its bookkeeping.
+pub(super) type Outcomes = SmallVec<[Result<Committed>; 1]>;
 
 /// What only the commit leader touches.
 #[derive(Debug)]
@@ -104,6 +109,17 @@ impl DbInner {
         if self.in_memory {
             return self.write_in_memory(req);
         }
+        {
+            let mut q = self.queue.state.lock();
+            if q.shutdown {
+                return Err(Error::Closed);
+            }
+            if !q.leader_active && q.pending.is_empty() {
+                q.leader_active = true;
+                drop(q);
+                return self.commit_alone(req);
+            }
+        }
         let p = Pending::new(req, false);
         let lead = {
             let mut q = self.queue.state.lock();
@@ -131,6 +147,19 @@ impl DbInner {
                 Slot::Waiting => p.cv.wait(&mut s),
             }
         }
+    }
+
+    /// Commits one request as leader of a group of one: the caller found no
+    /// leader and nobody queued, and took leadership. The common case of a
+    /// single writer: no queue entry to allocate, fill and wake.
+    fn commit_alone(&self, mut req: WriteRequest) -> Result<Committed> {
+        let outcome = {
+            let mut ws = self.writer.lock();
+            self.commit_locked(&mut ws, std::slice::from_mut(&mut req))
+        };
+        // Writers that queued meanwhile get the next group.
+        self.hand_over(false);
+        outcome.and_then(|mut each| each.pop().unwrap_or(Err(Error::Closed)))
     }
 
     /// Commits a request from async code: the future resolves when it is
@@ -219,13 +248,13 @@ impl DbInner {
                 }
                 continue;
             }
-            let requests: Vec<WriteRequest> = group
+            let mut requests: Vec<WriteRequest> = group
                 .iter()
                 .filter_map(|p| p.request.lock().take())
                 .collect();
             let outcome = {
                 let mut ws = self.writer.lock();
-                self.commit_locked(&mut ws, requests)
+                self.commit_locked(&mut ws, &mut requests)
             };
             complete(&group, outcome, me);
             if !self.hand_over(committer) {
@@ -282,16 +311,17 @@ impl DbInner {
     fn commit_locked(
         &self,
         ws: &mut WriterState,
-        mut requests: Vec<WriteRequest>,
-    ) -> Result<Vec<Result<Committed>>> {
+        requests: &mut [WriteRequest],
+    ) -> Result<Outcomes> {
         self.check_open()?;
         if let Some(e) = self.poison_error() {
             return Err(e);
         }
         let stateful = requests.iter().any(|r| r.needs_state(self));
         let mut view = stateful.then(|| StateView::new(self));
-        let mut results: Vec<Option<Result<Committed>>> = Vec::with_capacity(requests.len());
-        let mut accepted: Vec<Accepted> = Vec::new();
+        let mut results: SmallVec<[Option<Result<Committed>>; 1]> =
+            SmallVec::with_capacity(requests.len());
+        let mut accepted: SmallVec<[Accepted; 1]> = SmallVec::new();
         let mut sync = false;
         for (i, req) in requests.iter_mut().enumerate() {
             let evaluated = match &mut view {
