@@ -182,6 +182,22 @@ impl WriteBatch {
         self.ops == 0
     }
 
+    /// Moves the batch out, leaving behind an empty one that holds no
+    /// allocation (`mem::take` would allocate a fresh header for it).
+    pub(crate) fn take(&mut self) -> WriteBatch {
+        std::mem::replace(
+            self,
+            WriteBatch {
+                rep: Vec::new(),
+                ops: 0,
+                invalid: Vec::new(),
+                positions: Vec::new(),
+                must_exist: Vec::new(),
+                ttl_patches: Vec::new(),
+            },
+        )
+    }
+
     /// Removes every operation.
     pub fn clear(&mut self) {
         *self = WriteBatch::new();
@@ -278,7 +294,13 @@ impl WriteBatch {
     }
 
     /// Turns relative TTLs into expiries counted from `now_ms`.
-    pub(crate) fn stamp_expiries(&mut self, now_ms: u64) {
+    /// Turns relative TTLs into expiries from the time `now_ms` gives; the
+    /// clock is read only if the batch has a TTL.
+    pub(crate) fn stamp_expiries(&mut self, now_ms: impl FnOnce() -> u64) {
+        if self.ttl_patches.is_empty() {
+            return;
+        }
+        let now_ms = now_ms();
         for &(at, ttl) in &self.ttl_patches {
             if let Some(field) = self.rep.get_mut(at..at + EXPIRY_SIZE) {
                 field.copy_from_slice(&now_ms.saturating_add(ttl).to_le_bytes());

@@ -155,11 +155,11 @@ impl DbInner {
         view: &mut StateView<'_>,
         req: &mut WriteRequest,
     ) -> Result<(WriteBatch, Vec<(usize, Error)>)> {
-        let mut batch = std::mem::take(&mut req.batch);
+        let mut batch = req.batch.take();
         if let Some(prepare) = req.prepare.take() {
             prepare(view, &mut batch)?;
         }
-        batch.stamp_expiries(view.now_ms());
+        batch.stamp_expiries(|| view.now_ms());
         let mut refused: Vec<(usize, Error)> = batch.take_invalid();
         let mut drop_positions = Vec::new();
         if batch.has_conditions() || self.touches_limited(&batch) {
@@ -230,8 +230,8 @@ impl DbInner {
         &self,
         req: &mut WriteRequest,
     ) -> Result<(WriteBatch, Vec<(usize, Error)>)> {
-        let mut batch = std::mem::take(&mut req.batch);
-        batch.stamp_expiries(self.now_ms());
+        let mut batch = req.batch.take();
+        batch.stamp_expiries(|| self.now_ms());
         let refused = batch.take_invalid();
         if !req.best_effort
             && let Some((_, e)) = refused.first()
