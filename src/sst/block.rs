@@ -167,6 +167,7 @@ impl Block {
 
     /// Decodes the entry at `pos`, extending `key` (which holds the previous
     /// key) and returning the next entry's offset and the value's range.
+    #[inline(always)]
     fn decode_at(
         &self,
         pos: usize,
@@ -193,6 +194,7 @@ impl Block {
 
     /// The entries from `pos` on, and the entry's shared, unshared and value
     /// lengths and header size.
+    #[inline(always)]
     fn entry_header(&self, pos: usize) -> Result<(&[u8], [usize; 4]), BlockError> {
         let entries = self
             .data
