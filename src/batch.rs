@@ -293,7 +293,6 @@ impl WriteBatch {
         !self.must_exist.is_empty()
     }
 
-    /// Turns relative TTLs into expiries counted from `now_ms`.
     /// Turns relative TTLs into expiries from the time `now_ms` gives; the
     /// clock is read only if the batch has a TTL.
     pub(crate) fn stamp_expiries(&mut self, now_ms: impl FnOnce() -> u64) {

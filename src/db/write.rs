@@ -6,7 +6,9 @@
 //! single write, issues one fdatasync if any batch asked for
 //! `Durability::Sync`, inserts them into the memtable, publishes the new
 //! sequence and wakes the group. Async writers are led by a dedicated
-//! commit thread so no async task ever waits in fdatasync.
+//! commit thread so no async task ever waits in fdatasync. A thread that
+//! finds no leader and nobody queued commits its own batch directly, as a
+//! group of one, without a queue entry (`commit_alone`).
 //!
 //! Concurrency: `DbInner::writer` is held by the leader while it appends;
 //! it guards the WAL, the last assigned sequence and memtable switches.
@@ -109,7 +111,7 @@ impl DbInner {
         if self.in_memory {
             return self.write_in_memory(req);
         }
-        {
+        let (p, lead) = {
             let mut q = self.queue.state.lock();
             if q.shutdown {
                 return Err(Error::Closed);
@@ -119,15 +121,9 @@ impl DbInner {
                 drop(q);
                 return self.commit_alone(req);
             }
-        }
-        let p = Pending::new(req, false);
-        let lead = {
-            let mut q = self.queue.state.lock();
-            if q.shutdown {
-                return Err(Error::Closed);
-            }
+            let p = Pending::new(req, false);
             q.pending.push_back(Arc::clone(&p));
-            !std::mem::replace(&mut q.leader_active, true)
+            (p, !std::mem::replace(&mut q.leader_active, true))
         };
         if lead {
             self.lead(Some(&p));
