@@ -234,3 +234,56 @@ fn regression_wal_resync_was_quadratic_in_runs_of_zeros() {
     assert_eq!(damage.len(), 1, "{damage:?}");
     assert!(damage[0].1, "nothing intact follows: a torn tail");
 }
+
+/// The commit thread that leads async writers was started only by an async
+/// write that found no leader. The first async write made while a synced
+/// writer led a group queued behind it; the leader then handed over to a
+/// commit thread that did not exist, and the write never completed (nor did
+/// any later write). Found by review.
+#[test]
+fn regression_the_first_async_write_behind_a_synced_leader_never_completed() {
+    use strata_kv::fs::FaultFs;
+    use strata_kv::kv::{KvStore, PersistKvStore};
+
+    let fs = FaultFs::new();
+    let opts = Options::default()
+        .durability(Durability::Sync)
+        .file_system(Arc::new(fs.clone()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = rt
+        .block_on(PersistKvStore::open_with("/db", opts))
+        .expect("open");
+    // Every fdatasync from now on takes 300 ms: the synced writer below
+    // leads its group for that long.
+    fs.set_sync_latency(std::time::Duration::from_millis(300));
+    let db = store.db().clone();
+    let leader = std::thread::spawn(move || db.put("synced", "1"));
+    let leader_id = leader.thread().id();
+    let started = std::time::Instant::now();
+    while !fs.sync_threads().contains(&leader_id) {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "the synced put never synced"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let done = rt.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            store.set("async", b"2".to_vec()),
+        )
+        .await
+    });
+    done.expect("the async write hung behind the synced leader")
+        .expect("async set");
+    leader.join().expect("leader thread").expect("synced put");
+    assert_eq!(
+        store.db().get("async").expect("get").expect("present"),
+        "2".as_bytes()
+    );
+    fs.set_sync_latency(std::time::Duration::ZERO);
+}

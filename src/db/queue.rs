@@ -54,6 +54,20 @@ impl Pending {
         self.wake();
     }
 
+    /// Hands this waiting writer leadership, unless its slot holds an
+    /// outcome already: `shutdown` may have failed it with `Closed` after
+    /// the previous leader chose it, and that outcome must not be lost.
+    pub(super) fn promote(&self) {
+        {
+            let mut slot = self.slot.lock();
+            if !matches!(slot.0, Slot::Waiting) {
+                return;
+            }
+            slot.0 = Slot::Promoted;
+        }
+        self.wake();
+    }
+
     /// Sets the slot without waking the waiter (a chain wake follows).
     fn set_quietly(&self, slot: Slot) {
         self.slot.lock().0 = slot;

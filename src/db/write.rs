@@ -193,6 +193,9 @@ impl DbInner {
             // Nothing to wait for on disk: commit inline.
             return self.submit(req).map(Ok);
         }
+        // Started before queueing even when a writer thread leads: that
+        // leader hands an async head of the queue over to the commit thread.
+        self.ensure_committer();
         let p = Pending::new(req, true);
         let mut q = self.queue.state.lock();
         if q.shutdown {
@@ -203,7 +206,6 @@ impl DbInner {
             q.leader_active = true;
             q.wake_committer = true;
             drop(q);
-            self.ensure_committer();
             self.queue.committer_cv.notify_one();
         }
         Ok(Err(p))
@@ -293,7 +295,7 @@ impl DbInner {
             Some(head) => {
                 let head = Arc::clone(head);
                 drop(q);
-                head.set(Slot::Promoted);
+                head.promote();
                 false
             }
         }
