@@ -242,6 +242,10 @@ impl WriteBatch {
     }
 
     fn push_header(&mut self, kind: u8, ns: u32, key: &[u8]) {
+        debug_assert!(
+            self.rep.len() >= BATCH_HEADER_SIZE,
+            "an op added to a batch left behind by `take`"
+        );
         self.rep.push(kind);
         put_varint(&mut self.rep, u64::from(ns));
         put_varint(&mut self.rep, key.len() as u64);
@@ -550,7 +554,7 @@ mod tests {
         let over = WriteBatch::for_one_op(0, MAX_KEY_SIZE + 1, Some(MAX_VALUE_SIZE + 1), false);
         assert!(
             over.rep.capacity() < 1024,
-            "no allocation for an op that will be refused"
+            "an op that will be refused reserves no room for itself"
         );
         for v in [
             0u64,

@@ -60,7 +60,17 @@ impl Space<'_> {
 
     /// Adds a put with the namespace's default TTL, if any.
     pub(crate) fn add_put(&self, batch: &mut WriteBatch, key: &[u8], value: &[u8]) {
-        match self.meta.and_then(NsMeta::default_ttl) {
+        self.add_put_with(batch, key, value, self.meta.and_then(NsMeta::default_ttl));
+    }
+
+    fn add_put_with(
+        &self,
+        batch: &mut WriteBatch,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) {
+        match ttl {
             Some(ttl) => batch.put_ttl_op(self.ns, key, value, ttl),
             None => batch.put_op(self.ns, key, value, None),
         }
@@ -72,9 +82,10 @@ impl Space<'_> {
 
     pub(crate) fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.check()?;
-        let ttl = self.meta.and_then(NsMeta::default_ttl).is_some();
-        let mut b = WriteBatch::for_one_op(self.ns, key.len(), Some(value.len()), ttl);
-        self.add_put(&mut b, key, value);
+        // Read once: the batch is sized for the op it will hold.
+        let ttl = self.meta.and_then(NsMeta::default_ttl);
+        let mut b = WriteBatch::for_one_op(self.ns, key.len(), Some(value.len()), ttl.is_some());
+        self.add_put_with(&mut b, key, value, ttl);
         self.inner.write(b, self.durability()).map(|_| ())
     }
 
