@@ -260,19 +260,29 @@ impl Memtable {
         self.map.is_empty()
     }
 
+    // Scans step from entry to entry rather than through `SkipMap::range`:
+    // in crossbeam-skiplist 0.1.3 that iterator overwrites the entry it
+    // moves past without releasing its reference, so every node a scan
+    // passed could never be freed after removal (the in-memory mode prunes
+    // replaced versions). `Entry` releases its reference when dropped.
+
     /// Copies up to `max` entries at or after `from` (ascending) into `out`.
     pub(crate) fn fill_forward(&self, from: Bound<&MemKey>, max: usize, out: &mut Chunk) {
         out.clear();
-        for entry in self.map.range((from, Bound::Unbounded)).take(max) {
+        let mut at = self.map.lower_bound(from);
+        while let Some(entry) = at.filter(|_| out.len() < max) {
             out.push(entry.key().as_bytes(), entry.value());
+            at = entry.next();
         }
     }
 
     /// Copies up to `max` entries at or before `from` (descending) into `out`.
     pub(crate) fn fill_backward(&self, from: Bound<&MemKey>, max: usize, out: &mut Chunk) {
         out.clear();
-        for entry in self.map.range((Bound::Unbounded, from)).rev().take(max) {
+        let mut at = self.map.upper_bound(from);
+        while let Some(entry) = at.filter(|_| out.len() < max) {
             out.push(entry.key().as_bytes(), entry.value());
+            at = entry.prev();
         }
     }
 }
@@ -281,6 +291,59 @@ impl Memtable {
 mod tests {
     use super::*;
     use crate::format::{KIND_DELETE, KIND_PUT};
+
+    /// crossbeam-skiplist 0.1.3's `SkipMap::range` iterator overwrote the
+    /// entry it moved past without releasing its reference, so a node a scan
+    /// had passed was never freed once removed: the in-memory mode, which
+    /// prunes replaced versions, leaked them with their write batches.
+    /// Found by the `db_ops_model` fuzzer under LeakSanitizer.
+    #[test]
+    fn regression_a_version_passed_by_a_scan_then_pruned_was_never_freed() {
+        use std::sync::Arc;
+
+        struct Counted(Arc<AtomicUsize>);
+        impl AsRef<[u8]> for Counted {
+            fn as_ref(&self) -> &[u8] {
+                b"old"
+            }
+        }
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, AtomicOrdering::SeqCst);
+            }
+        }
+
+        let freed = Arc::new(AtomicUsize::new(0));
+        let m = Memtable::new(0);
+        let keys: Vec<Vec<u8>> = (0..10u8).map(|i| vec![b'k', i]).collect();
+        for k in &keys {
+            let old = Bytes::from_owner(Counted(Arc::clone(&freed)));
+            m.insert(k, 1, KIND_PUT, old);
+        }
+        let mut chunk = Chunk::default();
+        m.fill_forward(Bound::Unbounded, 100, &mut chunk);
+        assert_eq!(chunk.len(), 10);
+        m.fill_backward(Bound::Unbounded, 100, &mut chunk);
+        assert_eq!(chunk.len(), 10);
+        drop(chunk);
+        for k in &keys {
+            let newer = m.insert_entry(k, 2, KIND_PUT, Bytes::from_static(b"new"));
+            m.prune_below(&newer);
+        }
+        // Removed nodes are freed by the epoch collector: let it run.
+        for _ in 0..10_000 {
+            if freed.load(AtomicOrdering::SeqCst) == keys.len() {
+                break;
+            }
+            crossbeam_epoch::pin().flush();
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            freed.load(AtomicOrdering::SeqCst),
+            keys.len(),
+            "every pruned version's value freed"
+        );
+    }
 
     #[test]
     fn get_sees_newest_version_at_or_below_sequence() {
