@@ -23,6 +23,8 @@ pub(crate) struct Counters {
     pub(crate) orderings: AtomicU64,
     /// In memory: puts moved into the skiplist by those orderings.
     pub(crate) ordered_entries: AtomicU64,
+    /// In memory: expired puts deleted by the expiry sweep.
+    pub(crate) expired_swept: AtomicU64,
 }
 
 impl Counters {
@@ -97,6 +99,9 @@ pub struct Stats {
     /// In memory mode: puts moved into the skiplist by those orderings (the
     /// newest version of each key; overwritten ones never reach it).
     pub memory_ordered_entries: u64,
+    /// In memory mode: expired puts deleted by the sweep that frees them
+    /// (nothing else would, short of an overwrite or a delete).
+    pub memory_expired_swept: u64,
     /// Immutable memtables waiting for flush.
     pub immutable_memtables: usize,
     /// Bytes of all live table files.
@@ -144,6 +149,7 @@ impl crate::db::DbInner {
             wal_bytes_written: Counters::get(&c.wal_bytes),
             wal_syncs: Counters::get(&c.wal_syncs),
             memory_orderings: Counters::get(&c.orderings),
+            memory_expired_swept: Counters::get(&c.expired_swept),
             memory_ordered_entries: Counters::get(&c.ordered_entries),
             flush_bytes_written: flushed,
             compaction_bytes_read: Counters::get(&c.compaction_bytes_read),

@@ -20,7 +20,7 @@ use super::point_index::ToOrder;
 use super::request::{Committed, StateView, WriteRequest};
 use crate::batch::ops_of;
 use crate::error::Result;
-use crate::format::KIND_DELETE;
+use crate::format::{KIND_DELETE, KIND_PUT_TTL};
 use crate::key;
 
 impl DbInner {
@@ -60,6 +60,9 @@ impl DbInner {
             ukey.extend_from_slice(op.key);
             let value = rep.slice(op.value_range);
             let trailer = key::trailer(seq, op.kind);
+            if op.kind == KIND_PUT_TTL && !self.expiry_any_ttl.load(Ordering::Relaxed) {
+                self.expiry_any_ttl.store(true, Ordering::Relaxed);
+            }
             match index {
                 Some(index) if op.kind != KIND_DELETE => {
                     index.record(&ukey, trailer, &value, false);

@@ -21,6 +21,7 @@
 mod background;
 mod checkpoint;
 mod dump;
+mod expiry;
 mod flush;
 mod inspect;
 mod memory;
@@ -116,6 +117,12 @@ pub(crate) struct DbInner {
     pub(crate) next_seq: AtomicU64,
     /// In-memory mode: every key's newest version, for point reads.
     pub(crate) point_index: Option<point_index::PointIndex>,
+    /// In memory mode: whether any put with a TTL was written, writes
+    /// counted toward the next expiry sweep (`expiry.rs`), and whether one
+    /// is running.
+    pub(crate) expiry_any_ttl: AtomicBool,
+    pub(crate) expiry_writes: AtomicU64,
+    pub(crate) expiry_sweeping: AtomicBool,
     pub(crate) snapshots: SnapshotList,
     pub(crate) versions: Option<Mutex<VersionSet>>,
     pub(crate) table_ctx: Arc<TableCtx>,

@@ -32,12 +32,14 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
+use crate::batch::ttl_expiry;
+use crate::format::KIND_PUT_TTL;
 use crate::key;
 use crate::memtable::Found;
 
 /// Shards of the index; a power of two, several per core so writers on
 /// different keys rarely meet.
-const SHARDS: usize = 64;
+pub(crate) const SHARDS: usize = 64;
 
 /// Keys up to this many bytes live inside the map entry: no allocation.
 const INLINE_KEY: usize = 23;
@@ -237,6 +239,24 @@ impl PointIndex {
                 *unordered = Vec::new();
             }
         }
+    }
+
+    /// Up to `max` keys of shard `i` whose newest version is a put whose
+    /// time to live ended at or before `now_ms`.
+    pub(crate) fn expired_in_shard(&self, i: usize, now_ms: u64, max: usize) -> Vec<Vec<u8>> {
+        let Some(shard) = self.shards.get(i) else {
+            return Vec::new();
+        };
+        shard
+            .read()
+            .map
+            .iter()
+            .filter(|(_, e)| {
+                key::kind_of(e.trailer) == KIND_PUT_TTL && ttl_expiry(&e.value) <= now_ms
+            })
+            .take(max)
+            .map(|(k, _)| k.as_bytes().to_vec())
+            .collect()
     }
 
     /// The newest recorded version of `ukey`.

@@ -109,7 +109,9 @@ impl DbInner {
             });
         }
         if self.in_memory {
-            return self.write_in_memory(req);
+            let committed = self.write_in_memory(req);
+            self.sweep_expired();
+            return committed;
         }
         let (p, lead) = {
             let mut q = self.queue.state.lock();
