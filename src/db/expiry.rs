@@ -8,8 +8,9 @@
 //! sweeps one shard of the point index (round robin): it deletes the keys
 //! whose newest version expired, with one conditional write that re-checks
 //! each key under the exclusive lock, so a key written again meanwhile is
-//! left alone. The tombstones then free the put as a user's delete would:
-//! at once, or once no snapshot older than them remains.
+//! left alone. The tombstones then free the puts exactly as a user's
+//! delete would (see `write_in_memory`: not what a snapshot older than
+//! the tombstone may still read).
 //!
 //! A swept key reads as absent before and after, but the tombstone is a
 //! write: change subscribers see it as a delete, and an optimistic
