@@ -126,3 +126,55 @@ fn opening_a_missing_database_read_only_fails_and_creates_nothing() {
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
     assert_eq!(files(&path).len(), 0);
 }
+
+/// Read-only opens beside a writer that flushes and compacts all the time:
+/// each one opens or reports `Conflict` (a race its caller retries), never
+/// `Corruption`. A flush between the open's directory listing and its
+/// manifest read once made the manifest name a table the listing lacked,
+/// reported as a missing table (seen once in CI, through the CLI's
+/// checkpoint test). That window is narrow: with the fix removed, 3,800
+/// opens here never hit it, so this guards the behaviour in general, not
+/// that race in particular.
+#[test]
+fn read_only_opens_racing_flushes_report_conflict_never_corruption() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("db");
+    let db = Db::open(
+        &path,
+        Options::default()
+            .durability(Durability::Buffered)
+            .write_buffer_size(4 << 10)
+            .target_file_size(4 << 10),
+    )
+    .expect("open");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                db.put(format!("k{:08}", i % 5_000), [b'v'; 100])
+                    .expect("put");
+                i += 1;
+            }
+        })
+    };
+    let (mut opened, mut conflicts) = (0, 0);
+    for _ in 0..300 {
+        match Db::open_read_only(&path, Options::default()) {
+            Ok(ro) => {
+                opened += 1;
+                ro.close().expect("close");
+            }
+            Err(Error::Conflict) => conflicts += 1,
+            Err(e) => panic!("read-only open beside a writer: {e}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    eprintln!("{opened} opened, {conflicts} conflicts");
+    assert!(opened > 0, "no read-only open succeeded");
+}

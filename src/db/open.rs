@@ -196,7 +196,17 @@ pub(crate) fn open_read_only(dir: &Path, opts: Options) -> Result<Arc<DbInner>> 
     })?;
     let names = fs.list(dir)?;
     let ctx = table_ctx(&fs, dir, &opts);
-    let versions = VersionSet::recover(Arc::clone(&ctx), opts.max_manifest_size, &names)?;
+    let versions = match VersionSet::recover(Arc::clone(&ctx), opts.max_manifest_size, &names) {
+        Ok(v) => v,
+        // A writer that flushed or compacted between the listing and the
+        // manifest read makes the manifest name a table the listing lacks
+        // (or drop one): a race, not damage, if the manifest moved.
+        Err(e) if manifest_fingerprint(fs.as_ref(), dir).ok() != Some(source) => {
+            log::debug!("read-only open raced a writer: {e}");
+            return Err(Error::Conflict);
+        }
+        Err(e) => return Err(e),
+    };
     let wals = live_wals(&names, versions.log_number());
 
     let mut inner = new_inner(opts, fs, ctx, Some(versions), false);
