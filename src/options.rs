@@ -193,7 +193,8 @@ impl Options {
         /// blocks; each block is charged its buffer's capacity. Outside the
         /// budget, each thread that reads tables keeps up to 32 buffers of
         /// dropped blocks (at most 16 KiB each) to decompress into again.
-        /// Default: 64 MiB.
+        /// Reads and iterators fill the cache; compaction uses blocks it
+        /// finds there but caches none it reads. Default: 64 MiB.
         block_cache_size: usize
     );
     setter!(

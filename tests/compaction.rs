@@ -307,3 +307,32 @@ fn race_readers_and_writers(db: &Db, enough: impl Fn(&Db) -> bool) -> strata_kv:
     assert!(reads > 100, "{reads} reads");
     db.stats()
 }
+
+#[test]
+fn compaction_reads_its_inputs_without_filling_the_block_cache() {
+    let fs = FaultFs::new();
+    let db = Db::open("/db", small(&fs)).expect("open");
+    // 7,919 is prime to 60,000: every key once, in scattered order.
+    let key = |i: u32| format!("key{:08}", (i * 7_919) % 60_000);
+    for i in 0..60_000u32 {
+        db.put(key(i), expected(i)).expect("put");
+    }
+    db.compact().expect("compact");
+    let stats = db.stats();
+    assert!(
+        stats.compactions > 0,
+        "the load must have merged tables: {stats:?}"
+    );
+    assert_eq!(
+        stats.block_cache_bytes, 0,
+        "nothing but compaction has read a block, and it must cache none"
+    );
+    assert_eq!(
+        db.get(key(7)).expect("get").as_deref(),
+        Some(expected(7).as_bytes())
+    );
+    assert!(
+        db.stats().block_cache_bytes > 0,
+        "a user read caches its block"
+    );
+}

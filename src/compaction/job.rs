@@ -61,13 +61,13 @@ impl DbInner {
                 let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
                 if level == 0 {
                     for f in &inputs {
-                        children.push(Box::new(TableIter::new(Arc::clone(f.table()?))));
+                        children.push(Box::new(TableIter::uncached(Arc::clone(f.table()?))));
                     }
                 } else {
-                    children.push(Box::new(LevelIter::new(inputs.clone())));
+                    children.push(Box::new(LevelIter::uncached(inputs.clone())));
                 }
                 if !overlapping.is_empty() {
-                    children.push(Box::new(LevelIter::new(overlapping.clone())));
+                    children.push(Box::new(LevelIter::uncached(overlapping.clone())));
                 }
                 let mut merged = MergingIterator::new(children);
                 merged.seek_to_first();

@@ -16,6 +16,7 @@ pub(crate) struct LevelIter {
     index: usize,
     current: Option<TableIter>,
     err: Option<Error>,
+    fill_cache: bool,
 }
 
 impl LevelIter {
@@ -25,6 +26,16 @@ impl LevelIter {
             index: 0,
             current: None,
             err: None,
+            fill_cache: true,
+        }
+    }
+
+    /// A cursor that caches none of the blocks it reads (see
+    /// [`TableIter::uncached`]).
+    pub(crate) fn uncached(files: Vec<Arc<TableFile>>) -> Self {
+        LevelIter {
+            fill_cache: false,
+            ..LevelIter::new(files)
         }
     }
 
@@ -36,7 +47,12 @@ impl LevelIter {
         };
         match file.table() {
             Ok(t) => {
-                self.current = Some(TableIter::new(Arc::clone(t)));
+                let table = Arc::clone(t);
+                self.current = Some(if self.fill_cache {
+                    TableIter::new(table)
+                } else {
+                    TableIter::uncached(table)
+                });
                 true
             }
             Err(e) => {

@@ -228,15 +228,20 @@ impl Table {
         }
     }
 
-    /// Data block `i`, through the block cache.
-    fn data_block(&self, i: usize) -> Result<Block> {
+    /// Data block `i`, through the block cache. A block the cache lacks
+    /// is cached only if `fill_cache`: compaction, which passes each block
+    /// of its inputs once before deleting them, reads without filling, so
+    /// it neither evicts the blocks readers use nor grows the cache during
+    /// a load.
+    fn data_block(&self, i: usize, fill_cache: bool) -> Result<Block> {
         let (offset, size) = self
             .index
             .handle(i)
             .ok_or_else(|| Error::corruption(&self.path, 0, "data block index out of range"))?;
         match self.cache.get(self.number, offset) {
             Some(b) => Ok(b),
-            None => self.load_into_cache(offset, size),
+            None if fill_cache => self.load_into_cache(offset, size),
+            None => self.read_block(offset, size),
         }
     }
 
@@ -358,21 +363,33 @@ pub(crate) struct TableIter {
     block: usize,
     data: Option<BlockIter>,
     err: Option<Error>,
+    fill_cache: bool,
 }
 
 impl TableIter {
+    /// A cursor whose block reads go through the block cache.
     pub(crate) fn new(table: Arc<Table>) -> Self {
         TableIter {
             table,
             block: 0,
             data: None,
             err: None,
+            fill_cache: true,
+        }
+    }
+
+    /// A cursor that uses cached blocks but caches none it reads: for
+    /// compaction, which reads each block of its inputs once.
+    pub(crate) fn uncached(table: Arc<Table>) -> Self {
+        TableIter {
+            fill_cache: false,
+            ..TableIter::new(table)
         }
     }
 
     fn load(&mut self, i: usize) -> bool {
         self.block = i;
-        match self.table.data_block(i) {
+        match self.table.data_block(i, self.fill_cache) {
             Ok(b) => {
                 self.data = Some(BlockIter::new(b));
                 true
