@@ -160,6 +160,46 @@ impl Chunk {
     }
 }
 
+/// Memtables below this charge are not worth a trim of the heap.
+const RELEASE_AFTER_BYTES: usize = 1 << 20;
+
+/// Drops a memtable that flush no longer needs and, if it was large and
+/// nobody else held it, hands the heap pages it freed back to the OS.
+///
+/// Why: a memtable is hundreds of thousands of small allocations (skiplist
+/// nodes, batch buffers) made on the writing threads. glibc keeps freed
+/// small chunks in the arena of the thread that allocated them, and only
+/// threads of that arena reuse them; a process whose reads run on other
+/// threads (a pool, an async runtime) held a whole memtable of freed
+/// memory on top of what those readers allocated: 172 MiB resident
+/// instead of 91 MiB for 1M reads after a 1M-key load, in a test program.
+/// `malloc_trim` returns every free page of every arena (about 20 ms for
+/// 80 MiB freed, on the flush thread). Other allocators and platforms
+/// skip the call.
+pub(crate) fn release(mem: std::sync::Arc<Memtable>) {
+    let Some(mem) = std::sync::Arc::into_inner(mem) else {
+        return;
+    };
+    let large = mem.approximate_bytes() >= RELEASE_AFTER_BYTES;
+    drop(mem);
+    if large {
+        trim_heap();
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    #[expect(unsafe_code, reason = "FFI call into glibc")]
+    // SAFETY: malloc_trim takes no pointers and has no preconditions; it
+    // only returns free pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
+
 /// A sorted in-memory table of recent writes.
 #[derive(Debug)]
 pub(crate) struct Memtable {
