@@ -18,6 +18,8 @@ mod workloads;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use serde::{Deserialize, Serialize};
@@ -99,6 +101,11 @@ pub struct Measured {
     pub space_amp: Option<f64>,
     pub stall_seconds: Option<f64>,
     pub peak_rss_mb: f64,
+    /// Peak resident anonymous memory (heap, not file pages), sampled
+    /// every 10 ms: a memory-mapped engine's VmHWM also counts the table
+    /// pages it touched, which a pread engine keeps in the page cache.
+    #[serde(default)]
+    pub peak_anon_mb: f64,
     pub note: String,
 }
 
@@ -116,17 +123,55 @@ fn settings(cli: &Cli) -> Settings {
     }
 }
 
-fn peak_rss_mb() -> f64 {
+/// A field of /proc/self/status in KiB ("VmHWM:", "RssAnon:"), in MiB.
+fn status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+            s.lines().find_map(|l| l.strip_prefix(field)).and_then(|l| {
                 l.split_whitespace()
-                    .nth(1)
+                    .next()
                     .and_then(|v| v.parse::<f64>().ok())
             })
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// Samples RssAnon every 10 ms until dropped; the kernel keeps no peak of it.
+struct AnonPeak {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<f64>>,
+}
+
+impl AnonPeak {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0.0f64;
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(status_mb("RssAnon:"));
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            peak.max(status_mb("RssAnon:"))
+        });
+        AnonPeak {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> f64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or(0.0)
+    }
 }
 
 fn sst_bytes(dir: &std::path::Path) -> u64 {
@@ -142,6 +187,13 @@ fn sst_bytes(dir: &std::path::Path) -> u64 {
 
 /// The child: one workload on one engine; prints `RESULT <json>`.
 fn child(cli: &Cli) -> Result<Measured, String> {
+    let anon = AnonPeak::start();
+    let mut m = child_run(cli)?;
+    m.peak_anon_mb = anon.finish();
+    Ok(m)
+}
+
+fn child_run(cli: &Cli) -> Result<Measured, String> {
     let s = settings(cli);
     let workload = cli.workload.clone().ok_or("--workload")?;
     let engine_name = cli.engine.clone().ok_or("--engine")?;

@@ -126,7 +126,7 @@ impl Report {
     pub fn print_table(&self) {
         println!("\n{} | {}", self.date_utc, self.machine);
         println!(
-            "{:<20} {:<8} {:>12} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8} {:>8}",
+            "{:<20} {:<8} {:>12} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8} {:>9} {:>8}",
             "workload",
             "engine",
             "ops/s",
@@ -136,6 +136,7 @@ impl Report {
             "w-amp",
             "s-amp",
             "RSS MiB",
+            "anon MiB",
             "ratio"
         );
         for s in &self.summary {
@@ -147,7 +148,7 @@ impl Report {
                     String::new()
                 };
                 println!(
-                    "{:<20} {:<8} {:>12.0} {:>9.1} {:>9.1} {:>10.1} {:>7} {:>7} {:>8.0} {:>8}",
+                    "{:<20} {:<8} {:>12.0} {:>9.1} {:>9.1} {:>10.1} {:>7} {:>7} {:>8.0} {:>9.0} {:>8}",
                     if i == 0 { s.workload.as_str() } else { "" },
                     engine,
                     m.ops_per_sec,
@@ -157,6 +158,7 @@ impl Report {
                     amp(m.write_amp),
                     amp(m.space_amp),
                     m.peak_rss_mb,
+                    m.peak_anon_mb,
                     ratio
                 );
             }
