@@ -191,11 +191,12 @@ pub fn run(e: &dyn Engine, workload: &str, s: &Settings) -> Result<Measured, Str
                 return Err(format!("scan saw {count} of {n} entries"));
             }
             let secs = start.elapsed().as_secs_f64();
-            let mut m = Measured::default();
-            m.ops = n;
-            m.seconds = secs;
-            m.ops_per_sec = n as f64 / secs;
-            m
+            Measured {
+                ops: n,
+                seconds: secs,
+                ops_per_sec: n as f64 / secs,
+                ..Measured::default()
+            }
         }
         "seekrandom" => {
             preload(e, s)?;
