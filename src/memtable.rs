@@ -163,8 +163,9 @@ impl Chunk {
 /// Memtables below this charge are not worth a trim of the heap.
 const RELEASE_AFTER_BYTES: usize = 1 << 20;
 
-/// Drops a memtable that flush no longer needs and, if it was large and
-/// nobody else held it, hands the heap pages it freed back to the OS.
+/// Drops a memtable that flush no longer needs. If nobody else held it, it
+/// was charged at least 1 MiB and `trim` is set, hands the heap pages it
+/// freed back to the OS (`Options::trim_heap_after_flush`).
 ///
 /// Why: a memtable is hundreds of thousands of small allocations (skiplist
 /// nodes, batch buffers) made on the writing threads. glibc keeps freed
@@ -172,15 +173,14 @@ const RELEASE_AFTER_BYTES: usize = 1 << 20;
 /// threads of that arena reuse them; a process whose reads run on other
 /// threads (a pool, an async runtime) held a whole memtable of freed
 /// memory on top of what those readers allocated: 172 MiB resident
-/// instead of 91 MiB for 1M reads after a 1M-key load, in a test program.
+/// instead of 92 MiB for 1M reads after a 1M-key load, in a test program.
 /// `malloc_trim` returns every free page of every arena (about 20 ms for
-/// 80 MiB freed, on the flush thread). Other allocators and platforms
-/// skip the call.
-pub(crate) fn release(mem: std::sync::Arc<Memtable>) {
+/// 80 MiB freed, on the flush thread). Platforms without glibc skip it.
+pub(crate) fn release(mem: std::sync::Arc<Memtable>, trim: bool) {
     let Some(mem) = std::sync::Arc::into_inner(mem) else {
         return;
     };
-    let large = mem.approximate_bytes() >= RELEASE_AFTER_BYTES;
+    let large = trim && mem.approximate_bytes() >= RELEASE_AFTER_BYTES;
     drop(mem);
     if large {
         trim_heap();

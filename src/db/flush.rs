@@ -105,7 +105,7 @@ impl DbInner {
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
         self.stats.flush_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.remove_wals_below(next_wal);
-        crate::memtable::release(imm);
+        crate::memtable::release(imm, self.opts.trim_heap_after_flush);
         Ok(())
     }
 
