@@ -4,8 +4,8 @@
 //! Concurrency: sharded internally (quick_cache); any thread may get or insert.
 //! Blocks are immutable and cheap to clone, so a hit hands out a shared copy.
 
-use quick_cache::Weighter;
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, DefaultLifecycle};
+use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 
 use crate::sst::Block;
 
@@ -13,6 +13,12 @@ use crate::sst::Block;
 /// holds (none for a block that points into a memory map: its bytes belong
 /// to the page cache, not to this budget, so this is all it is charged).
 const BLOCK_BOOKKEEPING_CHARGE: u64 = 64;
+
+/// Lock shards (quick_cache lowers the count for a small cache). Its
+/// default, four per core, is 8 on two cores: a reader preempted while it
+/// holds a shard's lock to insert a block then stalls an eighth of all
+/// reads until it runs again.
+const SHARDS: usize = 64;
 
 #[derive(Clone)]
 struct Entry {
@@ -45,8 +51,24 @@ impl std::fmt::Debug for BlockCache {
 impl BlockCache {
     /// A cache holding up to `capacity` bytes; 0 disables caching.
     pub(crate) fn new(capacity: usize) -> BlockCache {
-        let cache = (capacity > 0)
-            .then(|| Cache::with_weighter((capacity / 4096).max(16), capacity as u64, ByCharge));
+        let cache = (capacity > 0).then(|| {
+            let options = OptionsBuilder::new()
+                .estimated_items_capacity((capacity / 4096).max(16))
+                .weight_capacity(capacity as u64)
+                .shards(SHARDS)
+                .build();
+            match options {
+                Ok(o) => Cache::with_options(
+                    o,
+                    ByCharge,
+                    DefaultHashBuilder::default(),
+                    DefaultLifecycle::default(),
+                ),
+                Err(_) => {
+                    Cache::with_weighter((capacity / 4096).max(16), capacity as u64, ByCharge)
+                }
+            }
+        });
         BlockCache { cache }
     }
 
