@@ -64,6 +64,7 @@ impl BlockCache {
                     DefaultHashBuilder::default(),
                     DefaultLifecycle::default(),
                 ),
+                // `build` fails only for a capacity left unset; both are set.
                 Err(_) => {
                     Cache::with_weighter((capacity / 4096).max(16), capacity as u64, ByCharge)
                 }
