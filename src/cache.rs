@@ -14,11 +14,15 @@ use crate::sst::Block;
 /// to the page cache, not to this budget, so this is all it is charged).
 const BLOCK_BOOKKEEPING_CHARGE: u64 = 64;
 
-/// Lock shards (quick_cache lowers the count for a small cache). Its
-/// default, four per core, is 8 on two cores: a reader preempted while it
-/// holds a shard's lock to insert a block then stalls an eighth of all
-/// reads until it runs again.
-const SHARDS: usize = 64;
+/// Most lock shards. quick_cache's default, four per core, is 8 on two
+/// cores: a reader preempted while it holds a shard's lock to insert a
+/// block then stalls an eighth of all reads until it runs again.
+const MAX_SHARDS: usize = 64;
+
+/// Blocks of the configured size each shard has room for, at least. Each
+/// shard gets an equal part of the budget and refuses an entry heavier
+/// than about all of it, so large blocks need fewer, larger shards.
+const MIN_BLOCKS_PER_SHARD: usize = 16;
 
 #[derive(Clone)]
 struct Entry {
@@ -49,13 +53,17 @@ impl std::fmt::Debug for BlockCache {
 }
 
 impl BlockCache {
-    /// A cache holding up to `capacity` bytes; 0 disables caching.
-    pub(crate) fn new(capacity: usize) -> BlockCache {
+    /// A cache holding up to `capacity` bytes of blocks of about
+    /// `block_size` bytes; 0 disables caching.
+    pub(crate) fn new(capacity: usize, block_size: usize) -> BlockCache {
+        let block = block_size.max(4096);
+        let shards = (capacity / block.saturating_mul(MIN_BLOCKS_PER_SHARD)).clamp(1, MAX_SHARDS);
         let cache = (capacity > 0).then(|| {
             let options = OptionsBuilder::new()
-                .estimated_items_capacity((capacity / 4096).max(16))
+                .estimated_items_capacity((capacity / block).max(16))
                 .weight_capacity(capacity as u64)
-                .shards(SHARDS)
+                // A power of two, as quick_cache rounds up to one.
+                .shards(1 << shards.ilog2())
                 .build();
             match options {
                 Ok(o) => Cache::with_options(
@@ -66,7 +74,7 @@ impl BlockCache {
                 ),
                 // `build` fails only for a capacity left unset; both are set.
                 Err(_) => {
-                    Cache::with_weighter((capacity / 4096).max(16), capacity as u64, ByCharge)
+                    Cache::with_weighter((capacity / block).max(16), capacity as u64, ByCharge)
                 }
             }
         });
@@ -90,5 +98,43 @@ impl BlockCache {
     /// Bytes currently charged.
     pub(crate) fn usage(&self) -> u64 {
         self.cache.as_ref().map_or(0, Cache::weight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::sst::BlockBuilder;
+
+    /// A block of about `len` bytes (one entry).
+    fn block_of(len: usize) -> (Block, u64) {
+        let mut b = BlockBuilder::new(16);
+        b.add(b"key", &vec![7u8; len]);
+        let bytes = Bytes::copy_from_slice(b.finish());
+        let heap = bytes.len() as u64;
+        (Block::new(bytes).expect("a block just built"), heap)
+    }
+
+    #[test]
+    fn a_block_of_the_configured_size_fits_a_shard() {
+        for (capacity, block_size) in [(64 << 20, 4096), (64 << 20, 1 << 20), (8 << 20, 256 << 10)]
+        {
+            let cache = BlockCache::new(capacity, block_size);
+            let (block, heap) = block_of(block_size);
+            cache.insert(1, 0, block, heap);
+            assert!(
+                cache.get(1, 0).is_some(),
+                "a {block_size}-byte block in a {capacity}-byte cache was refused"
+            );
+        }
+    }
+
+    #[test]
+    fn small_blocks_spread_over_many_shards() {
+        let cache = BlockCache::new(64 << 20, 4096);
+        let shards = cache.cache.as_ref().map_or(0, Cache::num_shards);
+        assert_eq!(shards, MAX_SHARDS);
     }
 }

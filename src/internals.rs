@@ -78,7 +78,7 @@ pub fn sst_open_and_scan(data: &[u8], use_mmap: bool) -> Result<usize> {
         fs.open(&path)?,
         path,
         1,
-        Arc::new(BlockCache::new(1 << 20)),
+        Arc::new(BlockCache::new(1 << 20, 4096)),
         use_mmap,
     )?);
     let mut it = TableIter::new(Arc::clone(&table));

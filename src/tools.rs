@@ -115,7 +115,7 @@ pub fn dump_table(path: &Path, visit: &mut dyn FnMut(Entry)) -> Result<TableSumm
         file,
         path.to_path_buf(),
         0,
-        Arc::new(BlockCache::new(4 << 20)),
+        Arc::new(BlockCache::new(4 << 20, 4096)),
         false,
     )?);
     // Every block's checksum first: damage stops the dump before any output

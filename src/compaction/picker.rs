@@ -264,7 +264,7 @@ mod tests {
         Arc::new(TableCtx {
             fs: Arc::new(MemFs::new()),
             dir: "/".into(),
-            cache: Arc::new(BlockCache::new(0)),
+            cache: Arc::new(BlockCache::new(0, 4096)),
             use_mmap: false,
         })
     }

@@ -84,7 +84,7 @@ pub(crate) fn open_in_memory(opts: Options) -> Result<Arc<DbInner>> {
     let ctx = Arc::new(TableCtx {
         fs: Arc::clone(&fs),
         dir: Default::default(),
-        cache: Arc::new(BlockCache::new(0)),
+        cache: Arc::new(BlockCache::new(0, 4096)),
         use_mmap: false,
     });
     Ok(Arc::new(new_inner(opts, fs, ctx, None, true)))
@@ -148,7 +148,7 @@ fn table_ctx(fs: &Arc<dyn FileSystem>, dir: &Path, opts: &Options) -> Arc<TableC
     Arc::new(TableCtx {
         fs: Arc::clone(fs),
         dir: dir.to_owned(),
-        cache: Arc::new(BlockCache::new(opts.block_cache_size)),
+        cache: Arc::new(BlockCache::new(opts.block_cache_size, opts.block_size)),
         use_mmap: opts.use_mmap,
     })
 }

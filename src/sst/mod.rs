@@ -19,7 +19,9 @@ mod table;
 mod tests;
 
 pub(crate) use block::Block;
+#[cfg(any(test, feature = "internals"))]
+pub(crate) use block::BlockBuilder;
 #[cfg(feature = "internals")]
-pub(crate) use block::{BlockBuilder, BlockIter};
+pub(crate) use block::BlockIter;
 pub(crate) use builder::TableBuilder;
 pub(crate) use table::{Probe, Table, TableIter};

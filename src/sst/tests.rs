@@ -50,7 +50,7 @@ fn build(entries: &[(Vec<u8>, Vec<u8>)], opts: &Options, cache: usize) -> Arc<Ta
         file,
         path.to_owned(),
         1,
-        Arc::new(BlockCache::new(cache)),
+        Arc::new(BlockCache::new(cache, 4096)),
         cache.is_multiple_of(2),
     )
     .expect("open table");

@@ -352,7 +352,7 @@ mod tests {
         Arc::new(TableCtx {
             fs: Arc::new(fs.clone()),
             dir: "/db".into(),
-            cache: Arc::new(BlockCache::new(0)),
+            cache: Arc::new(BlockCache::new(0, 4096)),
             use_mmap: false,
         })
     }
