@@ -163,9 +163,10 @@ impl Chunk {
 /// Memtables below this charge are not worth a trim of the heap.
 const RELEASE_AFTER_BYTES: usize = 1 << 20;
 
-/// Drops a memtable that flush no longer needs. If nobody else held it, it
-/// was charged at least 1 MiB and `trim` is set, hands the heap pages it
-/// freed back to the OS (`Options::trim_heap_after_flush`).
+/// Drops flush's reference to a memtable it has written and, if the
+/// memtable was charged at least 1 MiB and `trim` is set, hands the heap
+/// pages that are free by then back to the OS
+/// (`Options::trim_heap_after_flush`).
 ///
 /// Why: a memtable is hundreds of thousands of small allocations (skiplist
 /// nodes, batch buffers) made on the writing threads. glibc keeps freed
@@ -176,10 +177,11 @@ const RELEASE_AFTER_BYTES: usize = 1 << 20;
 /// instead of 92 MiB for 1M reads after a 1M-key load, in a test program.
 /// `malloc_trim` returns every free page of every arena (about 20 ms for
 /// 80 MiB freed, on the flush thread). Platforms without glibc skip it.
+///
+/// If a reader (an open iterator) still holds the memtable, it is freed
+/// later, on that reader's thread; the trim after the next flush returns
+/// those pages, since it trims whatever is free.
 pub(crate) fn release(mem: std::sync::Arc<Memtable>, trim: bool) {
-    let Some(mem) = std::sync::Arc::into_inner(mem) else {
-        return;
-    };
     let large = trim && mem.approximate_bytes() >= RELEASE_AFTER_BYTES;
     drop(mem);
     if large {

@@ -141,7 +141,8 @@ fn peak_rss_mb() -> f64 {
     status_mb("VmHWM:")
 }
 
-/// Samples RssAnon every 10 ms until dropped; the kernel keeps no peak of it.
+/// Samples RssAnon every 10 ms until `finish`; the kernel keeps no peak
+/// of it. Not stopped on an error path: the process exits then.
 struct AnonPeak {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<f64>>,
@@ -188,12 +189,6 @@ fn sst_bytes(dir: &std::path::Path) -> u64 {
 /// The child: one workload on one engine; prints `RESULT <json>`.
 fn child(cli: &Cli) -> Result<Measured, String> {
     let anon = AnonPeak::start();
-    let mut m = child_run(cli)?;
-    m.peak_anon_mb = anon.finish();
-    Ok(m)
-}
-
-fn child_run(cli: &Cli) -> Result<Measured, String> {
     let s = settings(cli);
     let workload = cli.workload.clone().ok_or("--workload")?;
     let engine_name = cli.engine.clone().ok_or("--engine")?;
@@ -207,6 +202,7 @@ fn child_run(cli: &Cli) -> Result<Measured, String> {
             cli.tasks.unwrap_or(1),
         )?;
         m.peak_rss_mb = peak_rss_mb();
+        m.peak_anon_mb = anon.finish();
         return Ok(m);
     }
     let dir = cli.dir.clone().ok_or("--dir")?;
@@ -222,7 +218,9 @@ fn child_run(cli: &Cli) -> Result<Measured, String> {
         m.space_amp = Some(sst_bytes(&dir) as f64 / logical);
     }
     m.stall_seconds = Some(engine.stall_seconds());
+    // Both peaks taken while the engine is open, before it shuts down.
     m.peak_rss_mb = peak_rss_mb();
+    m.peak_anon_mb = anon.finish();
     Ok(m)
 }
 
