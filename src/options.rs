@@ -209,8 +209,8 @@ impl Options {
         use_mmap: bool
     );
     setter!(
-        /// After flush frees a memtable of 1 MiB or more, give the freed
-        /// heap pages back to the OS (glibc's `malloc_trim`; Linux with
+        /// After each flush of a memtable of 1 MiB or more, give free heap
+        /// pages back to the OS (glibc's `malloc_trim`; Linux with
         /// glibc only, elsewhere nothing happens). A memtable is many small
         /// allocations made on the writing threads, and glibc otherwise
         /// keeps them in those threads' arenas, where threads that only
