@@ -362,7 +362,7 @@ impl DbInner {
 
         let path = self.dir.join(wal_name(wal_number));
         let file = self.fs.create(&path)?;
-        file.preallocate(self.wal_preallocation())?;
+        self.reserve_wal(file.as_ref())?;
         let wal = LogWriter::new(Arc::clone(&file), wal_number, LOG_KIND_WAL)?;
         self.fs.sync_dir(&self.dir)?;
         *self.wal_file.lock() = Some(file);

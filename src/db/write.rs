@@ -28,6 +28,7 @@ use crate::batch::WriteBatch;
 use crate::compaction::Pressure;
 use crate::error::{Error, Result};
 use crate::format::{LOG_KIND_WAL, wal_name};
+use crate::fs::WritableFile;
 use crate::key;
 use crate::memtable::Memtable;
 use crate::options::Durability;
@@ -483,7 +484,7 @@ impl DbInner {
         let number = versions.lock().new_file_number();
         let path = self.dir.join(wal_name(number));
         let file = self.fs.create(&path)?;
-        file.preallocate(self.wal_preallocation())?;
+        self.reserve_wal(file.as_ref())?;
         let wal = LogWriter::new(Arc::clone(&file), number, LOG_KIND_WAL)?;
         self.fs.sync_dir(&self.dir)?;
         ws.wal = Some(wal);
@@ -501,10 +502,16 @@ impl DbInner {
         Ok(())
     }
 
-    /// Bytes reserved for a new WAL: about what a memtable's worth of
-    /// writes takes, capped so small databases do not hold large files.
-    pub(crate) fn wal_preallocation(&self) -> u64 {
-        (self.opts.write_buffer_size as u64).min(64 << 20)
+    /// Reserves space for a new WAL: about what a memtable's worth of
+    /// writes takes, capped so small databases do not hold large files;
+    /// mapped for appends unless `Options::wal_mmap(false)`.
+    pub(crate) fn reserve_wal(&self, file: &dyn WritableFile) -> Result<()> {
+        let len = (self.opts.write_buffer_size as u64).min(64 << 20);
+        if self.opts.wal_mmap {
+            file.preallocate_mapped(len)
+        } else {
+            file.preallocate(len)
+        }
     }
 
     /// Flushes the active memtable (if it holds anything) and waits until

@@ -37,6 +37,14 @@ pub trait WritableFile: Send + Sync + fmt::Debug {
         let _ = len;
         Ok(())
     }
+    /// As [`preallocate`](Self::preallocate), and appends that fit in the
+    /// reserved space may be stores into a shared memory map instead of
+    /// system calls. They must still reach the OS at once (a process crash
+    /// keeps them) and `sync` must make them durable. The default only
+    /// preallocates.
+    fn preallocate_mapped(&self, len: u64) -> Result<()> {
+        self.preallocate(len)
+    }
 }
 
 /// A file opened for reading at any offset.
