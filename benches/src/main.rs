@@ -304,6 +304,10 @@ fn main() -> ExitCode {
         s.block_cache_bytes >> 20,
         s.bloom_bits_per_key
     );
+    println!(
+        "  each engine's default way of writing its WAL: strata copies appends into a \
+         shared map of the file, RocksDB makes a write call per batch"
+    );
     let mut rows = Vec::new();
     let mut failed = false;
     for w in &cli.workloads {
