@@ -34,11 +34,14 @@ const WRITERS: usize = 3;
 /// Keys per writer: small, so operations overwrite and delete each other's work.
 const KEYS: u32 = 400;
 
-fn options() -> Options {
+fn options(cycle: u64) -> Options {
     // Small buffers so children also flush and compact while being killed.
+    // Odd cycles append to the WAL with write calls instead of through the
+    // map, so both ways of appending are crashed.
     Options::default()
         .write_buffer_size(64 << 10)
         .target_file_size(64 << 10)
+        .wal_mmap(cycle.is_multiple_of(2))
 }
 
 fn key(writer: usize, k: u32) -> String {
@@ -176,7 +179,7 @@ fn execute(db: &Db, writer: usize, op: &Op, durability: Durability) {
 
 /// The child: writers run their operations forever, acknowledging each.
 fn child(dir: &str, seed: u64, cycle: u64) -> ! {
-    let db = Db::open(dir, options()).expect("child open");
+    let db = Db::open(dir, options(cycle)).expect("child open");
     let out = Arc::new(Mutex::new(std::io::stdout()));
     let handles: Vec<_> = (0..WRITERS)
         .map(|w| {
@@ -269,7 +272,7 @@ fn parent() {
         reader.join().expect("reader");
         let acked = acked.lock().expect("lock").clone();
 
-        let db = Db::open(&db_dir, options()).expect("reopen after kill -9");
+        let db = Db::open(&db_dir, options(cycle)).expect("reopen after kill -9");
         let seen = observed(&db);
         for w in 0..WRITERS {
             let mut ops = Ops::new(seed, cycle, w);
