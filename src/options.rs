@@ -208,7 +208,8 @@ impl Options {
         /// (false). A map reads uncompressed blocks without copying and lets
         /// the OS page cache do the caching; positioned reads keep resident
         /// memory within the block cache budget and suit 32-bit address
-        /// spaces or file systems where mmap is slow. Default: true.
+        /// spaces or file systems where mmap is slow. WAL appends have their
+        /// own switch, [`wal_mmap`](Self::wal_mmap). Default: true.
         use_mmap: bool
     );
     setter!(
@@ -218,11 +219,13 @@ impl Options {
         /// the write returns, so a process crash loses nothing, and
         /// fdatasync makes it durable. The map saves a system call per
         /// write (buffered single-thread writes about 1.7x as fast; see
-        /// docs/benchmarks.md). It needs space reserved by `fallocate`
-        /// (else writes fall back to system calls); on a copy-on-write file
-        /// system (btrfs) that is full, a store into the map may kill the
-        /// process with SIGBUS where a `write` would return an error, so
-        /// turn it off there. Default: true.
+        /// docs/benchmarks.md, "Write path"). It is used only on Linux, on
+        /// ext2/3/4, XFS and tmpfs, whose fallocate reserves the blocks;
+        /// elsewhere writes are system calls whatever this says. Turn it off
+        /// if a disk error must come back as an error: with the map, a store
+        /// that has to read its page back from a failing disk kills the
+        /// process with SIGBUS (a crash, which recovery handles) where
+        /// `write` would return EIO. Default: true.
         wal_mmap: bool
     );
     setter!(

@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{Ordering, compiler_fence};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -72,8 +73,8 @@ impl RealWritable {
     }
 
     /// Copies `data` to `at` through mapped windows; the caller checked it
-    /// lies within the reserved space. Returns false, having copied
-    /// nothing, if the window cannot be mapped (the caller then writes).
+    /// lies within the reserved space. Returns false if a window cannot be
+    /// mapped (the caller then writes all of `data` with a system call).
     fn copy_mapped(&self, tail: &mut Tail, mut at: u64, mut data: &[u8]) -> bool {
         while !data.is_empty() {
             let covered = tail
@@ -85,11 +86,19 @@ impl RealWritable {
                 let len = APPEND_WINDOW.min(tail.reserved - start);
                 tail.window = None;
                 // SAFETY: the file is this writer's own, opened read-write,
-                // with `reserved` bytes allocated by fallocate, so every page
-                // of the window exists on disk and no store into it can fault
+                // and `reserved` bytes of it were allocated by fallocate on
+                // a file system that reserves blocks for it (ext4, XFS,
+                // tmpfs; see `maps_safely`), so every page of the window is
+                // inside the file and has its block: a store does not fault
                 // for lack of space. strata-kv never truncates a file it is
-                // appending to; another process truncating it could make a
-                // store raise SIGBUS, which no mapped writer can prevent.
+                // appending to. What remains is outside any mapped writer's
+                // control and is why `Options::wal_mmap(false)` exists: a
+                // store that must read its page back from a failing disk, or
+                // another process truncating the file, raises SIGBUS where
+                // `write` would return an error. Readers of the same file
+                // (recovery, `verify`, a read-only handle) only copy bytes
+                // out and check every record's checksum, so a tail being
+                // stored meanwhile reads as a torn or unwritten record.
                 #[expect(unsafe_code, reason = "mapping the reserved tail of a log for appends")]
                 let mapped = unsafe {
                     memmap2::MmapOptions::new()
@@ -107,19 +116,62 @@ impl RealWritable {
                 }
             }
             let Some((start, map)) = tail.window.as_mut() else {
-                break;
+                return false;
             };
             let from = (at - *start) as usize;
             let n = data.len().min(map.len() - from);
             let (head, rest) = data.split_at(n);
-            if let Some(dst) = map.get_mut(from..from + n) {
-                dst.copy_from_slice(head);
-            }
+            let Some(dst) = map.get_mut(from..from + n) else {
+                return false;
+            };
+            copy_in_order(dst, head);
             at += n as u64;
             data = rest;
         }
         true
     }
+}
+
+/// Copies `src` into `dst` (of the same length) front to back, eight bytes
+/// per store, so a process killed during the copy leaves a prefix of it in
+/// the file, as an interrupted `write` does. `memcpy` may store the end
+/// first (glibc copies backwards for some alignments, and some sizes store
+/// their first bytes last); a hole before intact records would then read
+/// as corruption in the middle of the WAL rather than a torn tail. The
+/// compiler fences keep the compiler from reordering or merging the stores
+/// (the CPU retires them in program order up to the kill).
+fn copy_in_order(dst: &mut [u8], src: &[u8]) {
+    let mut dst = dst.chunks_exact_mut(8);
+    let mut src = src.chunks_exact(8);
+    for (d, s) in (&mut dst).zip(&mut src) {
+        d.copy_from_slice(s);
+        compiler_fence(Ordering::SeqCst);
+    }
+    for (d, s) in dst.into_remainder().iter_mut().zip(src.remainder()) {
+        *d = *s;
+        compiler_fence(Ordering::SeqCst);
+    }
+}
+
+/// File systems on which fallocate reserves the blocks (so a store into
+/// the reserved space never needs new space) and fdatasync writes back
+/// pages dirtied through a shared map: ext2/3/4, XFS and tmpfs, on Linux.
+/// Copy-on-write file systems (btrfs, ZFS) may need new blocks for any
+/// store, and elsewhere POSIX defines only msync for mapped changes.
+#[cfg(target_os = "linux")]
+fn maps_safely(file: &File) -> bool {
+    const EXT4: u64 = 0xEF53;
+    const XFS: u64 = 0x5846_5342;
+    const TMPFS: u64 = 0x0102_1994;
+    rustix::fs::fstatfs(file)
+        .ok()
+        .and_then(|st| u64::try_from(st.f_type).ok())
+        .is_some_and(|kind| matches!(kind, EXT4 | XFS | TMPFS))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn maps_safely(_file: &File) -> bool {
+    false
 }
 
 impl WritableFile for RealWritable {
@@ -157,11 +209,11 @@ impl WritableFile for RealWritable {
     }
 
     /// Appends into the space fallocate reserved are copied into a mapped
-    /// window (`APPEND_WINDOW` bytes, mapped in turn). Without fallocate
-    /// (the file system lacks it) nothing is mapped: an append into a hole
-    /// could fault for want of space.
+    /// window (`APPEND_WINDOW` bytes, mapped in turn), on the file systems
+    /// `maps_safely` names; elsewhere, or without fallocate, nothing is
+    /// mapped: a store could fault for want of space.
     fn preallocate_mapped(&self, len: u64) -> Result<()> {
-        if self.fallocate(len)? {
+        if self.fallocate(len)? && maps_safely(&self.file) {
             let mut tail = self.tail.lock();
             tail.reserved = tail.reserved.max(len);
         }
@@ -191,12 +243,18 @@ impl ReadableFile for RealReadable {
         if self.len == 0 {
             return Ok(Bytes::new());
         }
-        // SAFETY: strata-kv maps only files it wrote, finished and fsynced
-        // (tables, read-only once renamed into place), and never writes or
-        // truncates them again. Another process changing the file under the map
-        // is outside what any memory-mapped reader can defend against; the
-        // block checksums still turn such changes into `Error::Corruption`.
-        #[expect(unsafe_code, reason = "memory-mapping an immutable table file")]
+        // SAFETY: strata-kv maps tables, which it wrote, fsynced and renamed
+        // into place and never writes or truncates again, and logs (WALs,
+        // manifests) read whole for recovery or `verify`. A live WAL may
+        // still be appended to while mapped here (by this process's writer
+        // through its own map or `write`, or by another process): those
+        // appends only change bytes past what the reader has validated, and
+        // the log reader treats every byte as untrusted input, checking each
+        // record's checksum and stopping at a torn or unwritten one. Another
+        // process rewriting a file under the map is outside what any
+        // memory-mapped reader can defend against; the checksums still turn
+        // such changes into `Error::Corruption`.
+        #[expect(unsafe_code, reason = "memory-mapping a table or log file")]
         let map =
             unsafe { memmap2::Mmap::map(&self.file) }.map_err(|e| Error::io_at(e, &self.path))?;
         Ok(Bytes::from_owner(map))
