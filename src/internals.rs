@@ -11,7 +11,7 @@ use crate::batch::{WriteBatch, validate_batch};
 use crate::cache::BlockCache;
 use crate::error::Result;
 use crate::format::{LOG_KIND_MANIFEST, LOG_KIND_WAL};
-use crate::fs::{FileSystem, MemFs};
+use crate::fs::{FileSystem, MemFs, RealFs};
 use crate::iter::InternalIterator;
 use crate::options::{Compression, Options};
 use crate::sst::{Block, BlockBuilder, BlockIter, Table, TableBuilder, TableIter, filter};
@@ -232,6 +232,19 @@ impl WalWriter {
             1,
             LOG_KIND_WAL,
         )?))
+    }
+
+    /// A new WAL at `path` on the real file system, with `reserve` bytes
+    /// preallocated: appended through a map (`mapped`, where the file
+    /// system allows it) or with write calls, as `Options::wal_mmap` chooses.
+    pub fn on_disk(path: &Path, reserve: u64, mapped: bool) -> Result<Self> {
+        let file = RealFs::new().create(path)?;
+        if mapped {
+            file.preallocate_mapped(reserve)?;
+        } else {
+            file.preallocate(reserve)?;
+        }
+        Ok(WalWriter(LogWriter::new(file, 1, LOG_KIND_WAL)?))
     }
 
     /// Appends one record.

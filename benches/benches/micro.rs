@@ -111,6 +111,30 @@ fn wal(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // On the real disk (the system temp directory), no sync: what one
+    // buffered write's append costs, through the map or a write call.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("000001.wal");
+    for (mapped, name) in [
+        (true, "append 1000 one-put batches (real file, mapped)"),
+        (
+            false,
+            "append 1000 one-put batches (real file, write calls)",
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || WalWriter::on_disk(&path, 4 << 20, mapped).expect("wal"),
+                |mut w| {
+                    for _ in 0..1000 {
+                        w.append(&batch).expect("append");
+                    }
+                    w
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     g.finish();
 }
 
