@@ -218,9 +218,9 @@ impl Options {
         /// group (false). Either way an append is in the OS page cache when
         /// the write returns, so a process crash loses nothing, and
         /// fdatasync makes it durable. The map saves a system call per
-        /// write (buffered single-thread writes about 1.7x as fast; see
-        /// docs/benchmarks.md, "Write path"). It is used only on Linux, on
-        /// ext2/3/4, XFS and tmpfs, whose fallocate reserves the blocks;
+        /// write (a WAL append of a small write: ~0.25 µs against 1.5 µs;
+        /// see docs/benchmarks.md, "Write path"). It is used only on Linux,
+        /// on ext4, XFS and tmpfs, whose fallocate reserves the blocks;
         /// elsewhere writes are system calls whatever this says. Turn it off
         /// if a disk error must come back as an error: with the map, a store
         /// that has to read its page back from a failing disk kills the

@@ -112,9 +112,11 @@ fn wal(c: &mut Criterion) {
         )
     });
     // On the real disk (the system temp directory), no sync: what one
-    // buffered write's append costs, through the map or a write call.
+    // buffered write's append costs, through the map or a write call. Each
+    // setup makes a new file and unlinks it at once (the open file stays
+    // usable), so no two writers share a file and none piles up on disk.
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("000001.wal");
+    let mut files = 0u64;
     for (mapped, name) in [
         (true, "append 1000 one-put batches (real file, mapped)"),
         (
@@ -124,7 +126,13 @@ fn wal(c: &mut Criterion) {
     ] {
         g.bench_function(name, |b| {
             b.iter_batched(
-                || WalWriter::on_disk(&path, 4 << 20, mapped).expect("wal"),
+                || {
+                    files += 1;
+                    let path = dir.path().join(format!("{files:06}.wal"));
+                    let w = WalWriter::on_disk(&path, 4 << 20, mapped).expect("wal");
+                    std::fs::remove_file(&path).expect("unlink");
+                    w
+                },
                 |mut w| {
                     for _ in 0..1000 {
                         w.append(&batch).expect("append");
