@@ -37,8 +37,9 @@ struct RealWritable {
 struct Tail {
     /// Bytes appended so far: the offset of the next append.
     len: u64,
-    /// Bytes reserved by `preallocate`. Appends that fit are copied into a
-    /// shared mapping of the file instead of written with a system call.
+    /// Bytes reserved by `preallocate_mapped` (0: never map). Appends that
+    /// fit are copied into a shared mapping of the file instead of written
+    /// with a system call.
     reserved: u64,
     /// The mapped window and its offset in the file.
     window: Option<(u64, memmap2::MmapMut)>,
@@ -206,9 +207,9 @@ fn maps_safely(_file: &File) -> bool {
 }
 
 impl WritableFile for RealWritable {
-    /// Within the space `preallocate` reserved, appends are stores into a
-    /// shared mapping: they are in the page cache at once (a process crash
-    /// keeps them, as after `write`), without a system call per append.
+    /// Within the space `preallocate_mapped` reserved, appends are stores
+    /// into a shared mapping: they are in the page cache at once (a process
+    /// crash keeps them, as after `write`), without a system call per append.
     fn append(&self, data: &[u8]) -> Result<()> {
         let mut tail = self.tail.lock();
         let at = tail.len;
