@@ -3,7 +3,10 @@
 //!
 //! ```text
 //! cargo run --release --example write_throughput [-- --seconds 3 --dir /path/on/the/disk/to/test]
+//!     [--only-sync N] [--gather true|false]
 //! ```
+//! `--only-sync N` runs only the synced row with N writers; `--gather false`
+//! turns off `Options::gather_synced_writers`, for comparing the two.
 //! Each configuration runs in a fresh database for the given time; keys are
 //! 16 bytes, values 100 bytes. Figures go in docs/benchmarks.md.
 
@@ -18,9 +21,18 @@ mod flags;
 
 use flags::{flag, parsed};
 
-fn run(dir: &std::path::Path, writers: usize, durability: Durability, secs: f64) -> (f64, u64) {
+fn run(
+    dir: &std::path::Path,
+    writers: usize,
+    durability: Durability,
+    secs: f64,
+    gather: bool,
+) -> (f64, u64) {
     let path = dir.join(format!("w{writers}-{durability:?}"));
-    let db = Db::open(&path, Options::default().durability(durability)).expect("open");
+    let options = Options::default()
+        .durability(durability)
+        .gather_synced_writers(gather);
+    let db = Db::open(&path, options).expect("open");
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -55,9 +67,10 @@ fn run(dir: &std::path::Path, writers: usize, durability: Durability, secs: f64)
 fn main() {
     let secs: f64 = parsed("--seconds").unwrap_or(3.0);
     let base = flag("--dir").map(std::path::PathBuf::from);
+    let gather: bool = parsed("--gather").unwrap_or(true);
     let tmp = tempfile::tempdir_in(base.unwrap_or_else(std::env::temp_dir)).expect("tempdir");
     println!(
-        "write throughput, {secs} s per run, in {}",
+        "write throughput, {secs} s per run, in {}, gather_synced_writers({gather})",
         tmp.path().display()
     );
     println!(
@@ -77,7 +90,7 @@ fn main() {
         .into_iter()
         .filter(|(d, w)| only.is_none_or(|o| *d == Durability::Sync && *w == o))
     {
-        let (rate, syncs) = run(tmp.path(), writers, durability, secs);
+        let (rate, syncs) = run(tmp.path(), writers, durability, secs, gather);
         if durability == Durability::Sync && writers == 1 {
             single = rate;
         }

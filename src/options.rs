@@ -58,6 +58,7 @@ pub struct Options {
     pub(crate) block_cache_size: usize,
     pub(crate) use_mmap: bool,
     pub(crate) wal_mmap: bool,
+    pub(crate) gather_synced_writers: bool,
     pub(crate) trim_heap_after_flush: bool,
     pub(crate) l0_compaction_trigger: usize,
     pub(crate) l0_slowdown_trigger: usize,
@@ -90,6 +91,7 @@ impl Default for Options {
             block_cache_size: 64 << 20,
             use_mmap: true,
             wal_mmap: true,
+            gather_synced_writers: true,
             trim_heap_after_flush: true,
             l0_compaction_trigger: 4,
             l0_slowdown_trigger: 20,
@@ -124,6 +126,7 @@ impl fmt::Debug for Options {
             .field("block_cache_size", &self.block_cache_size)
             .field("use_mmap", &self.use_mmap)
             .field("wal_mmap", &self.wal_mmap)
+            .field("gather_synced_writers", &self.gather_synced_writers)
             .field("trim_heap_after_flush", &self.trim_heap_after_flush)
             .field("l0_compaction_trigger", &self.l0_compaction_trigger)
             .field("l0_slowdown_trigger", &self.l0_slowdown_trigger)
@@ -227,6 +230,19 @@ impl Options {
         /// process with SIGBUS (a crash, which recovery handles) where
         /// `write` would return EIO. Default: true.
         wal_mmap: bool
+    );
+    setter!(
+        /// Group commit: when a synced group of two or more writer threads
+        /// completes, the next group's leader waits for those writers to
+        /// queue again (each is expected back with its next write), so that
+        /// they share one fdatasync instead of splitting between two. The
+        /// wait ends when the last of them arrives, and after about one
+        /// recent fdatasync's duration (at most 1 ms) in any case; a single
+        /// writer never waits, and writers that do not come back cost the
+        /// next group that bound once. On the development VM this took 16
+        /// synced writers from about 9 to 16 writes per fdatasync (see
+        /// docs/benchmarks.md, "Group commit"). Default: true.
+        gather_synced_writers: bool
     );
     setter!(
         /// After each flush of a memtable of 1 MiB or more, give free heap

@@ -1,8 +1,10 @@
 //! The group-commit queue: writers waiting to be committed, leadership
 //! hand-over, and waking a finished group.
 //!
-//! Concurrency: `CommitQueue::state` guards the queue, the leader flag and
-//! the commit thread's wake-up flag. Each queued write has its own slot
+//! Concurrency: `CommitQueue::state` guards the queue, the leader flag,
+//! the commit thread's wake-up flag and the gathering state (who is
+//! expected back, until when, and which queued writer holds leadership
+//! meanwhile). Each queued write has its own slot
 //! (mutex + condvar) that the leader fills and the writer waits on.
 
 use std::collections::VecDeque;
@@ -12,12 +14,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use parking_lot::{Condvar, Mutex};
 
 use super::DbInner;
 use super::request::{Committed, WriteRequest};
 use super::write::Outcomes;
 use crate::error::{Error, Result};
+
+/// The longest a leader waits for the writers of the last synced group.
+const MAX_GATHER: Duration = Duration::from_millis(1);
 
 pub(super) enum Slot {
     Waiting,
@@ -102,18 +110,14 @@ pub(super) fn complete(
         Ok(each) => each,
         Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
     };
-    let mut sleepers: Vec<&Arc<Pending>> = Vec::new();
-    for (p, r) in group.iter().zip(results) {
-        p.set_quietly(Slot::Done(r));
-        if leader.is_some_and(|l| Arc::ptr_eq(l, p)) {
-            continue;
-        }
-        if p.is_async {
-            p.wake();
-        } else {
-            sleepers.push(p);
-        }
-    }
+    let is_leader = |p: &Arc<Pending>| leader.is_some_and(|l| Arc::ptr_eq(l, p));
+    let sleepers: Vec<&Arc<Pending>> = group
+        .iter()
+        .filter(|p| !p.is_async && !is_leader(p))
+        .collect();
+    // Chains first: a writer awake for another reason (a gathering
+    // leader's timer) may see its outcome as soon as it is set, and must
+    // find its part of the chain in place to pass the wake-up on.
     for (i, p) in sleepers.iter().enumerate() {
         let children = [2 * i + 1, 2 * i + 2];
         let mut chain = p.chain.lock();
@@ -123,6 +127,13 @@ pub(super) fn complete(
                 .filter_map(|&c| sleepers.get(c))
                 .map(|c| Arc::clone(c)),
         );
+    }
+    for (p, r) in group.iter().zip(results) {
+        if p.is_async {
+            p.set(Slot::Done(r));
+        } else {
+            p.set_quietly(Slot::Done(r));
+        }
     }
     if let Some(first) = sleepers.first() {
         first.wake();
@@ -136,6 +147,13 @@ pub(super) struct QueueState {
     /// The commit thread should take leadership.
     pub(super) wake_committer: bool,
     pub(super) shutdown: bool,
+    /// Writer threads released by the last synced group that have not
+    /// queued again yet.
+    pub(super) returning: usize,
+    /// Until when a leader waits for them.
+    pub(super) gather_until: Option<std::time::Instant>,
+    /// A queued writer holding leadership while it waits for them.
+    pub(super) gatherer: Option<Arc<Pending>>,
 }
 
 /// The queue of writers waiting for group commit.
@@ -143,10 +161,31 @@ pub(super) struct QueueState {
 pub(crate) struct CommitQueue {
     pub(super) state: Mutex<QueueState>,
     pub(super) committer_cv: Condvar,
+    /// A moving average of the WAL's fdatasync time, in nanoseconds:
+    /// how long a gathering leader may wait.
+    sync_nanos: AtomicU64,
     pub(super) committer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl CommitQueue {
+    /// Records one fdatasync's duration (called by the leader only).
+    pub(super) fn sync_took(&self, took: Duration) {
+        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.sync_nanos.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.sync_nanos.store(new, Ordering::Relaxed);
+    }
+
+    /// How long after a synced group is released its writers are waited
+    /// for: about one fdatasync, at most `MAX_GATHER`.
+    pub(super) fn gather_window(&self) -> Duration {
+        Duration::from_nanos(self.sync_nanos.load(Ordering::Relaxed)).min(MAX_GATHER)
+    }
+
     /// Fails every queued writer with `Error::Closed` and stops the commit thread.
     pub(crate) fn shutdown(&self) {
         let drained: Vec<_> = {

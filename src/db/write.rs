@@ -10,6 +10,16 @@
 //! finds no leader and nobody queued commits its own batch directly, as a
 //! group of one, without a queue entry (`commit_alone`).
 //!
+//! Gathering (`Options::gather_synced_writers`): the writer threads a
+//! synced group releases usually come straight back with their next write.
+//! Left alone they would split between the group being formed and the
+//! next one, so the leader of the next group holds leadership asleep (the
+//! *gatherer*) until they have queued again: the last of them takes the
+//! leadership over and leads the group at once, with no wake-up in
+//! between. The wait is bounded by about one recent fdatasync, measured
+//! from the release, after which the gatherer leads whoever is queued.
+//! A single writer never waits; the async commit thread never gathers.
+//!
 //! Concurrency: `DbInner::writer` is held by the leader while it appends;
 //! it guards the WAL, the last assigned sequence and memtable switches.
 
@@ -21,7 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use super::queue::{CommitFuture, Pending, Slot, commit_thread, complete};
+use super::queue::{CommitFuture, Pending, QueueState, Slot, commit_thread, complete};
 use super::request::{Committed, StateView, WriteRequest};
 use super::{DbInner, SuperVersion};
 use crate::batch::WriteBatch;
@@ -114,22 +124,42 @@ impl DbInner {
             self.sweep_expired();
             return committed;
         }
-        let (p, lead) = {
+        let (p, role) = {
             let mut q = self.queue.state.lock();
             if q.shutdown {
                 return Err(Error::Closed);
             }
-            if !q.leader_active && q.pending.is_empty() {
+            let more = self.returned(&mut q);
+            if !q.leader_active && q.pending.is_empty() && more.is_none() {
                 q.leader_active = true;
                 drop(q);
                 return self.commit_alone(req);
             }
             let p = Pending::new(req, false);
             q.pending.push_back(Arc::clone(&p));
-            (p, !std::mem::replace(&mut q.leader_active, true))
+            let role = if !q.leader_active {
+                q.leader_active = true;
+                match more {
+                    Some(until) => {
+                        q.gatherer = Some(Arc::clone(&p));
+                        Role::Gather(until)
+                    }
+                    None => Role::Lead,
+                }
+            } else if more.is_none() && q.gatherer.take().is_some() {
+                // The last writer a gatherer waited for (or one arriving
+                // after its wait ran out) is running already: it leads
+                // the group, the gatherer's write included.
+                Role::Lead
+            } else {
+                Role::Follow
+            };
+            (p, role)
         };
-        if lead {
-            self.lead(Some(&p));
+        match role {
+            Role::Lead => self.lead(Some(&p)),
+            Role::Gather(until) => self.gather_then_lead(&p, until),
+            Role::Follow => {}
         }
         loop {
             let mut s = p.slot.lock();
@@ -141,10 +171,54 @@ impl DbInner {
                 }
                 Slot::Promoted => {
                     drop(s);
-                    self.lead(Some(&p));
+                    match self.become_gatherer(&p) {
+                        Some(until) => self.gather_then_lead(&p, until),
+                        None => self.lead(Some(&p)),
+                    }
                 }
                 Slot::Waiting => p.cv.wait(&mut s),
             }
+        }
+    }
+
+    /// A promoted writer: waits for returning writers instead of leading
+    /// at once, if any are expected.
+    fn become_gatherer(&self, p: &Arc<Pending>) -> Option<Instant> {
+        let mut q = self.queue.state.lock();
+        let until = q
+            .gather_until
+            .filter(|&t| q.returning > 0 && Instant::now() < t)?;
+        q.gatherer = Some(Arc::clone(p));
+        Some(until)
+    }
+
+    /// Holds leadership asleep until the last expected writer takes it
+    /// over (then that writer's group completes this one's write) or
+    /// `until` passes (then this writer leads whoever is queued).
+    fn gather_then_lead(&self, p: &Arc<Pending>, until: Instant) {
+        {
+            let mut s = p.slot.lock();
+            loop {
+                if !matches!(s.0, Slot::Waiting) {
+                    return;
+                }
+                if p.cv.wait_until(&mut s, until).timed_out() {
+                    break;
+                }
+            }
+        }
+        let mine = {
+            let mut q = self.queue.state.lock();
+            if q.gatherer.as_ref().is_some_and(|g| Arc::ptr_eq(g, p)) {
+                q.gatherer = None;
+                q.returning = 0;
+                true
+            } else {
+                false
+            }
+        };
+        if mine {
+            self.lead(Some(p));
         }
     }
 
@@ -152,10 +226,14 @@ impl DbInner {
     /// leader and nobody queued, and took leadership. The common case of a
     /// single writer: no queue entry to allocate, fill and wake.
     fn commit_alone(&self, mut req: WriteRequest) -> Result<Committed> {
+        let synced = req.durability == Durability::Sync;
         let outcome = {
             let mut ws = self.writer.lock();
             self.commit_locked(&mut ws, std::slice::from_mut(&mut req))
         };
+        if synced {
+            self.released(1);
+        }
         // Writers that queued meanwhile get the next group.
         self.hand_over(false);
         outcome.and_then(|mut each| each.pop().unwrap_or(Err(Error::Closed)))
@@ -253,15 +331,53 @@ impl DbInner {
                 .iter()
                 .filter_map(|p| p.request.lock().take())
                 .collect();
+            let synced = requests.iter().any(|r| r.durability == Durability::Sync);
             let outcome = {
                 let mut ws = self.writer.lock();
                 self.commit_locked(&mut ws, &mut requests)
             };
+            if synced {
+                self.released(group.iter().filter(|p| !p.is_async).count());
+            }
             complete(&group, outcome, me);
             if !self.hand_over(committer) {
                 return;
             }
         }
+    }
+
+    /// Counts an arriving writer thread against those the last synced
+    /// group released. If more of them are expected, returns until when a
+    /// leader should wait for them.
+    fn returned(&self, q: &mut QueueState) -> Option<Instant> {
+        if q.returning == 0 {
+            return None;
+        }
+        match q.gather_until {
+            Some(until) if Instant::now() < until => {
+                q.returning -= 1;
+                (q.returning > 0).then_some(until)
+            }
+            _ => {
+                q.returning = 0;
+                None
+            }
+        }
+    }
+
+    /// A synced group of `n` writer threads is about to be woken: each is
+    /// expected back within about one fdatasync's time.
+    fn released(&self, n: usize) {
+        if !self.opts.gather_synced_writers || n < 2 {
+            return;
+        }
+        let window = self.queue.gather_window();
+        if window.is_zero() {
+            return;
+        }
+        let mut q = self.queue.state.lock();
+        q.returning += n;
+        q.gather_until = Some(Instant::now() + window);
     }
 
     fn take_group(&self) -> Vec<Arc<Pending>> {
@@ -365,11 +481,13 @@ impl DbInner {
                 return Err(e);
             }
             if sync {
+                let started = Instant::now();
                 if let Err(e) = wal.sync() {
                     // After a failed fdatasync the WAL's state is unknown.
                     self.set_poison(&e);
                     return Err(e);
                 }
+                self.queue.sync_took(started.elapsed());
                 self.stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
             }
             self.stats
@@ -549,4 +667,15 @@ pub(crate) fn insert_batch(mem: &Memtable, rep: &Bytes, first: u64, ukey: &mut V
         key::push_ukey(ukey, op.ns, op.key);
         mem.insert(ukey, seq, op.kind, rep.slice(op.value_range));
     }
+}
+
+/// What a writer does after queueing.
+enum Role {
+    /// Leads a group now.
+    Lead,
+    /// Holds leadership asleep while writers of the last synced group come
+    /// back, until the given time at most.
+    Gather(Instant),
+    /// Waits for a leader.
+    Follow,
 }
