@@ -232,16 +232,20 @@ impl Options {
         wal_mmap: bool
     );
     setter!(
-        /// Group commit: when a synced group of two or more writer threads
-        /// completes, the next group's leader waits for those writers to
-        /// queue again (each is expected back with its next write), so that
-        /// they share one fdatasync instead of splitting between two. The
-        /// wait ends when the last of them arrives, and after about one
-        /// recent fdatasync's duration (at most 1 ms) in any case; a single
-        /// writer never waits, and writers that do not come back cost the
-        /// next group that bound once. On the development VM this took 16
-        /// synced writers from about 9 to 16 writes per fdatasync (see
-        /// docs/benchmarks.md, "Group commit"). Default: true.
+        /// Group commit: when a group with two or more synced writer threads
+        /// is committed, the next group's leader (if it writes synced)
+        /// waits for that many synced threads to queue again (each usually
+        /// comes straight back with its next write), so that they share one
+        /// fdatasync instead of splitting between two. The wait ends when
+        /// the last of them arrives, and after about one recent fdatasync's
+        /// duration (at most 1 ms) in any case. A thread writing alone
+        /// never waits. When the writers do not come back (threads that
+        /// write once, then do other work), each wait that runs out costs
+        /// that group up to the bound, and makes the next 1, 2, 4, ... up
+        /// to 64 groups skip the wait, until one completes. On the
+        /// development VM this took 16 synced writers from about 9 to 16
+        /// writes per fdatasync (docs/benchmarks.md, "Group commit").
+        /// Default: true.
         gather_synced_writers: bool
     );
     setter!(

@@ -27,6 +27,9 @@ use crate::error::{Error, Result};
 /// The longest a leader waits for the writers of the last synced group.
 const MAX_GATHER: Duration = Duration::from_millis(1);
 
+/// The most releases skipped after waits that ran out.
+const MAX_GATHER_BACKOFF: u32 = 64;
+
 pub(super) enum Slot {
     Waiting,
     /// The previous leader handed leadership to this writer.
@@ -115,9 +118,11 @@ pub(super) fn complete(
         .iter()
         .filter(|p| !p.is_async && !is_leader(p))
         .collect();
-    // Chains first: a writer awake for another reason (a gathering
-    // leader's timer) may see its outcome as soon as it is set, and must
-    // find its part of the chain in place to pass the wake-up on.
+    // A writer awake for another reason (a gatherer woken by its timer)
+    // may see its outcome as soon as it is set and pass the wake-up on at
+    // once: so the chains go in place first, and outcomes are published
+    // from the last writer to the first, so that every writer below one
+    // in the chain (always later in the group) has its outcome already.
     for (i, p) in sleepers.iter().enumerate() {
         let children = [2 * i + 1, 2 * i + 2];
         let mut chain = p.chain.lock();
@@ -128,7 +133,7 @@ pub(super) fn complete(
                 .map(|c| Arc::clone(c)),
         );
     }
-    for (p, r) in group.iter().zip(results) {
+    for (p, r) in group.iter().zip(results).rev() {
         if p.is_async {
             p.set(Slot::Done(r));
         } else {
@@ -147,13 +152,30 @@ pub(super) struct QueueState {
     /// The commit thread should take leadership.
     pub(super) wake_committer: bool,
     pub(super) shutdown: bool,
-    /// Writer threads released by the last synced group that have not
-    /// queued again yet.
+    /// How many more synced writer threads are expected back: set to the
+    /// number a synced group released, counted down by each synced thread
+    /// that queues (any thread, not necessarily one of those), and
+    /// meaningless after `gather_until`.
     pub(super) returning: usize,
     /// Until when a leader waits for them.
     pub(super) gather_until: Option<std::time::Instant>,
     /// A queued writer holding leadership while it waits for them.
     pub(super) gatherer: Option<Arc<Pending>>,
+    /// Releases that arm no gathering, after waits that ran out: doubles
+    /// (up to `MAX_GATHER_BACKOFF`) with each wait that runs out and is
+    /// reset by one that completes.
+    pub(super) gather_backoff: u32,
+    /// Releases still to skip.
+    pub(super) gather_skip: u32,
+}
+
+impl QueueState {
+    /// A wait for released writers ran out: gather less often.
+    pub(super) fn gather_missed(&mut self) {
+        self.returning = 0;
+        self.gather_backoff = (self.gather_backoff * 2).clamp(1, MAX_GATHER_BACKOFF);
+        self.gather_skip = self.gather_backoff;
+    }
 }
 
 /// The queue of writers waiting for group commit.
@@ -170,7 +192,9 @@ pub(crate) struct CommitQueue {
 impl CommitQueue {
     /// Records one fdatasync's duration (called by the leader only).
     pub(super) fn sync_took(&self, took: Duration) {
-        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        // Clamped, so that one stalled sync cannot hold the window at its
+        // cap for many groups after.
+        let sample = u64::try_from(took.min(MAX_GATHER).as_nanos()).unwrap_or(u64::MAX);
         let old = self.sync_nanos.load(Ordering::Relaxed);
         let new = if old == 0 {
             sample

@@ -7,19 +7,24 @@
 //! `Durability::Sync`, inserts them into the memtable, publishes the new
 //! sequence and wakes the group. Async writers are led by a dedicated
 //! commit thread so no async task ever waits in fdatasync. A thread that
-//! finds no leader and nobody queued commits its own batch directly, as a
-//! group of one, without a queue entry (`commit_alone`).
+//! finds no leader, nobody queued and no synced writers expected back
+//! (below) commits its own batch directly, as a group of one, without a
+//! queue entry (`commit_alone`).
 //!
-//! Gathering (`Options::gather_synced_writers`): the writer threads a
-//! synced group releases usually come straight back with their next write.
-//! Left alone they would split between the group being formed and the
-//! next one, so the leader of the next group holds leadership asleep (the
-//! *gatherer*) until they have queued again: the last of them takes the
-//! leadership over and leads the group at once, with no wake-up in
-//! between. The wait is bounded by about one recent fdatasync, measured
-//! from the release, after which the gatherer leads whoever is queued.
-//! A single writer never waits; the async commit thread never gathers.
-//!
+//! Gathering (`Options::gather_synced_writers`): the synced writer threads
+//! of a group usually come straight back with their next write. Left alone
+//! they would split between the group being formed and the next one, so
+//! the next group's leader, if it writes synced, holds leadership asleep
+//! (the *gatherer*) until as many synced threads have queued again as the
+//! group released: the last of them takes the leadership over and leads
+//! at once. The wait is bounded by about one recent fdatasync (at most
+//! 1 ms), measured from the release; after that the gatherer leads
+//! whoever is queued. Its timer still fires, usually during the next
+//! group's fdatasync, where it finds it has nothing to do. Waits that run
+//! out make the next releases skip gathering (1, 2, 4, ... up to 64 of
+//! them) until one completes. Only synced threads gather or are counted;
+//! buffered and async writers that queue behind a gatherer wait with it.
+
 //! Concurrency: `DbInner::writer` is held by the leader while it appends;
 //! it guards the WAL, the last assigned sequence and memtable switches.
 
@@ -124,12 +129,13 @@ impl DbInner {
             self.sweep_expired();
             return committed;
         }
+        let synced = req.durability == Durability::Sync;
         let (p, role) = {
             let mut q = self.queue.state.lock();
             if q.shutdown {
                 return Err(Error::Closed);
             }
-            let more = self.returned(&mut q);
+            let more = if synced { self.returned(&mut q) } else { None };
             if !q.leader_active && q.pending.is_empty() && more.is_none() {
                 q.leader_active = true;
                 drop(q);
@@ -146,7 +152,7 @@ impl DbInner {
                     }
                     None => Role::Lead,
                 }
-            } else if more.is_none() && q.gatherer.take().is_some() {
+            } else if synced && more.is_none() && q.gatherer.take().is_some() {
                 // The last writer a gatherer waited for (or one arriving
                 // after its wait ran out) is running already: it leads
                 // the group, the gatherer's write included.
@@ -171,7 +177,12 @@ impl DbInner {
                 }
                 Slot::Promoted => {
                     drop(s);
-                    match self.become_gatherer(&p) {
+                    let gather = if synced {
+                        self.become_gatherer(&p)
+                    } else {
+                        None
+                    };
+                    match gather {
                         Some(until) => self.gather_then_lead(&p, until),
                         None => self.lead(Some(&p)),
                     }
@@ -185,11 +196,19 @@ impl DbInner {
     /// at once, if any are expected.
     fn become_gatherer(&self, p: &Arc<Pending>) -> Option<Instant> {
         let mut q = self.queue.state.lock();
-        let until = q
-            .gather_until
-            .filter(|&t| q.returning > 0 && Instant::now() < t)?;
-        q.gatherer = Some(Arc::clone(p));
-        Some(until)
+        if q.returning == 0 {
+            return None;
+        }
+        match q.gather_until {
+            Some(until) if Instant::now() < until => {
+                q.gatherer = Some(Arc::clone(p));
+                Some(until)
+            }
+            _ => {
+                q.gather_missed();
+                None
+            }
+        }
     }
 
     /// Holds leadership asleep until the last expected writer takes it
@@ -211,7 +230,7 @@ impl DbInner {
             let mut q = self.queue.state.lock();
             if q.gatherer.as_ref().is_some_and(|g| Arc::ptr_eq(g, p)) {
                 q.gatherer = None;
-                q.returning = 0;
+                q.gather_missed();
                 true
             } else {
                 false
@@ -226,14 +245,10 @@ impl DbInner {
     /// leader and nobody queued, and took leadership. The common case of a
     /// single writer: no queue entry to allocate, fill and wake.
     fn commit_alone(&self, mut req: WriteRequest) -> Result<Committed> {
-        let synced = req.durability == Durability::Sync;
         let outcome = {
             let mut ws = self.writer.lock();
             self.commit_locked(&mut ws, std::slice::from_mut(&mut req))
         };
-        if synced {
-            self.released(1);
-        }
         // Writers that queued meanwhile get the next group.
         self.hand_over(false);
         outcome.and_then(|mut each| each.pop().unwrap_or(Err(Error::Closed)))
@@ -327,17 +342,22 @@ impl DbInner {
                 }
                 continue;
             }
-            let mut requests: Vec<WriteRequest> = group
-                .iter()
-                .filter_map(|p| p.request.lock().take())
-                .collect();
-            let synced = requests.iter().any(|r| r.durability == Durability::Sync);
+            let mut requests = Vec::with_capacity(group.len());
+            let mut synced_threads = 0;
+            for p in &group {
+                if let Some(r) = p.request.lock().take() {
+                    if !p.is_async && r.durability == Durability::Sync {
+                        synced_threads += 1;
+                    }
+                    requests.push(r);
+                }
+            }
             let outcome = {
                 let mut ws = self.writer.lock();
                 self.commit_locked(&mut ws, &mut requests)
             };
-            if synced {
-                self.released(group.iter().filter(|p| !p.is_async).count());
+            if outcome.is_ok() {
+                self.released(synced_threads);
             }
             complete(&group, outcome, me);
             if !self.hand_over(committer) {
@@ -356,17 +376,23 @@ impl DbInner {
         match q.gather_until {
             Some(until) if Instant::now() < until => {
                 q.returning -= 1;
-                (q.returning > 0).then_some(until)
+                if q.returning > 0 {
+                    return Some(until);
+                }
+                // All back in time: gathering pays here.
+                q.gather_backoff = 0;
+                None
             }
             _ => {
-                q.returning = 0;
+                q.gather_missed();
                 None
             }
         }
     }
 
-    /// A synced group of `n` writer threads is about to be woken: each is
-    /// expected back within about one fdatasync's time.
+    /// A group with `n` synced writer threads was committed and is about
+    /// to be woken: each is expected back within about one fdatasync's
+    /// time, unless earlier waits ran out.
     fn released(&self, n: usize) {
         if !self.opts.gather_synced_writers || n < 2 {
             return;
@@ -376,7 +402,12 @@ impl DbInner {
             return;
         }
         let mut q = self.queue.state.lock();
-        q.returning += n;
+        if q.gather_skip > 0 {
+            q.gather_skip -= 1;
+            q.returning = 0;
+            return;
+        }
+        q.returning = n;
         q.gather_until = Some(Instant::now() + window);
     }
 
