@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_kv::fs::{FaultFs, FaultOp};
+use strata_kv::fs::{FaultError, FaultFs, FaultOp};
 use strata_kv::{Db, Durability, Options};
 
 #[test]
@@ -224,4 +224,73 @@ fn gathering_puts_returning_writers_into_one_group() {
         "gathering: at best {:.1} writes per fdatasync (without: {:.1})",
         best[1], best[0]
     );
+}
+
+/// A panic inside a group's commit (here the file system's fdatasync; a
+/// `FileSystem` implementation with a bug could do it) used to unwind
+/// through the leader with leadership held, and every later writer waited
+/// forever. Now the group fails with an error, the database turns
+/// read-only, every writer returns, and what was acknowledged survives.
+#[test]
+fn a_panic_in_the_commit_path_fails_the_group_and_strands_no_writer() {
+    for writers in [1usize, 6] {
+        let fs = FaultFs::new();
+        fs.set_sync_latency(Duration::from_micros(100));
+        let opts = Options::default()
+            .durability(Durability::Sync)
+            .file_system(Arc::new(fs.clone()));
+        let db = Db::open("/db", opts.clone()).expect("open");
+        fs.fail_nth(FaultOp::Sync, 30, FaultError::Panic);
+        let (done, finished) = std::sync::mpsc::channel();
+        for t in 0..writers {
+            let db = db.clone();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut failed = 0;
+                for i in 0..40 {
+                    match db.put(format!("{t}:{i}"), "v") {
+                        Ok(()) => acked.push(i),
+                        Err(_) => failed += 1,
+                    }
+                }
+                done.send((t, acked, failed)).expect("report");
+            });
+        }
+        drop(done);
+        let mut reports = Vec::new();
+        for _ in 0..writers {
+            reports.push(
+                finished
+                    .recv_timeout(Duration::from_secs(20))
+                    .unwrap_or_else(|_| panic!("{writers} writers: one never returned")),
+            );
+        }
+        let failed: usize = reports.iter().map(|r| r.2).sum();
+        assert!(
+            failed > 0,
+            "{writers} writers: no write failed after the panic"
+        );
+        let err = db.put("after", "v").expect_err("writes after the panic");
+        assert!(
+            err.to_string().contains("panicked while committing"),
+            "unexpected error: {err}"
+        );
+        // Reads go on.
+        let (t, acked, _) = &reports[0];
+        if let Some(i) = acked.first() {
+            assert!(db.get(format!("{t}:{i}")).expect("read").is_some());
+        }
+        drop(db);
+        fs.clear_faults();
+        let db = Db::open("/db", opts).expect("reopen");
+        for (t, acked, _) in reports {
+            for i in acked {
+                assert!(
+                    db.get(format!("{t}:{i}")).expect("get").is_some(),
+                    "{writers} writers: acknowledged write {t}:{i} lost"
+                );
+            }
+        }
+    }
 }

@@ -247,7 +247,7 @@ impl DbInner {
     fn commit_alone(&self, mut req: WriteRequest) -> Result<Committed> {
         let outcome = {
             let mut ws = self.writer.lock();
-            self.commit_locked(&mut ws, std::slice::from_mut(&mut req))
+            self.commit_guarded(&mut ws, std::slice::from_mut(&mut req))
         };
         // Writers that queued meanwhile get the next group.
         self.hand_over(false);
@@ -354,7 +354,7 @@ impl DbInner {
             }
             let outcome = {
                 let mut ws = self.writer.lock();
-                self.commit_locked(&mut ws, &mut requests)
+                self.commit_guarded(&mut ws, &mut requests)
             };
             if outcome.is_ok() {
                 self.released(synced_threads);
@@ -449,6 +449,32 @@ impl DbInner {
                 false
             }
         }
+    }
+
+    /// `commit_locked`, with a panic inside it (a `FileSystem`
+    /// implementation's, or an engine bug) turned into an error: the group
+    /// fails, the database turns read-only (the WAL's tail is unknown), and
+    /// the leader goes on to wake its writers and hand over, instead of
+    /// unwinding with leadership held, which would leave every later writer
+    /// waiting forever.
+    fn commit_guarded(
+        &self,
+        ws: &mut WriterState,
+        requests: &mut [WriteRequest],
+    ) -> Result<Outcomes> {
+        let run = std::panic::AssertUnwindSafe(|| self.commit_locked(ws, requests));
+        std::panic::catch_unwind(run).unwrap_or_else(|payload| {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            let e = Error::from(std::io::Error::other(format!(
+                "panicked while committing a write group: {what}"
+            )));
+            self.set_poison(&e);
+            Err(e)
+        })
     }
 
     /// With the writer lock held: evaluates each request against the

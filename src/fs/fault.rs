@@ -47,6 +47,9 @@ pub enum FaultError {
     Eio,
     /// ENOSPC: on a write, the first half of the bytes landed before the error.
     Enospc,
+    /// The operation panics, as a `FileSystem` implementation with a bug
+    /// might; nothing of it happened.
+    Panic,
 }
 
 impl FaultError {
@@ -54,6 +57,7 @@ impl FaultError {
         let (code, what) = match self {
             FaultError::Eio => (libc_eio(), "injected EIO"),
             FaultError::Enospc => (libc_enospc(), "injected ENOSPC"),
+            FaultError::Panic => panic!("injected panic on {op:?} of {}", path.display()),
         };
         let err = io::Error::from_raw_os_error(code);
         Error::io_at(
