@@ -242,10 +242,11 @@ fn a_panic_in_the_commit_path_fails_the_group_and_strands_no_writer() {
         let db = Db::open("/db", opts.clone()).expect("open");
         fs.fail_nth(FaultOp::Sync, 30, FaultError::Panic);
         let (done, finished) = std::sync::mpsc::channel();
+        let mut handles = Vec::new();
         for t in 0..writers {
             let db = db.clone();
             let done = done.clone();
-            std::thread::spawn(move || {
+            handles.push(std::thread::spawn(move || {
                 let mut acked = Vec::new();
                 let mut failed = 0;
                 for i in 0..40 {
@@ -255,7 +256,7 @@ fn a_panic_in_the_commit_path_fails_the_group_and_strands_no_writer() {
                     }
                 }
                 done.send((t, acked, failed)).expect("report");
-            });
+            }));
         }
         drop(done);
         let mut reports = Vec::new();
@@ -265,6 +266,10 @@ fn a_panic_in_the_commit_path_fails_the_group_and_strands_no_writer() {
                     .recv_timeout(Duration::from_secs(20))
                     .unwrap_or_else(|_| panic!("{writers} writers: one never returned")),
             );
+        }
+        // Each has returned; let their handles go before reopening.
+        for h in handles {
+            h.join().expect("writer");
         }
         let failed: usize = reports.iter().map(|r| r.2).sum();
         assert!(
