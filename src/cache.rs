@@ -95,6 +95,16 @@ impl BlockCache {
         }
     }
 
+    /// Drops every cached block of table `table`: its file is being
+    /// deleted. A block of a mapped table is a view of its map, and would
+    /// otherwise keep the deleted file mapped, and its disk space taken,
+    /// until evicted. Visits the whole cache (a shard at a time).
+    pub(crate) fn evict_table(&self, table: u64) {
+        if let Some(c) = &self.cache {
+            c.retain(|&(t, _), _| t != table);
+        }
+    }
+
     /// Bytes currently charged.
     pub(crate) fn usage(&self) -> u64 {
         self.cache.as_ref().map_or(0, Cache::weight)
@@ -129,6 +139,20 @@ mod tests {
                 "a {block_size}-byte block in a {capacity}-byte cache was refused"
             );
         }
+    }
+
+    #[test]
+    fn evicting_a_table_drops_its_blocks_only() {
+        let cache = BlockCache::new(1 << 20, 4096);
+        for table in [1, 2] {
+            for offset in [0, 4096] {
+                let (block, heap) = block_of(100);
+                cache.insert(table, offset, block, heap);
+            }
+        }
+        cache.evict_table(1);
+        assert!(cache.get(1, 0).is_none() && cache.get(1, 4096).is_none());
+        assert!(cache.get(2, 0).is_some() && cache.get(2, 4096).is_some());
     }
 
     #[test]

@@ -99,6 +99,10 @@ impl TableFile {
 impl Drop for TableFile {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::Acquire) {
+            // Blocks are cached only through the open table.
+            if self.table.get().is_some() {
+                self.ctx.cache.evict_table(self.info.number);
+            }
             let path = self.path();
             match self.ctx.fs.remove(&path) {
                 Ok(()) => log::debug!("deleted obsolete table {}", path.display()),
