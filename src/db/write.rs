@@ -24,7 +24,7 @@
 //! out make the next releases skip gathering (1, 2, 4, ... up to 64 of
 //! them) until one completes. Only synced threads gather or are counted;
 //! buffered and async writers that queue behind a gatherer wait with it.
-
+//!
 //! Concurrency: `DbInner::writer` is held by the leader while it appends;
 //! it guards the WAL, the last assigned sequence and memtable switches.
 
@@ -242,7 +242,8 @@ impl DbInner {
     }
 
     /// Commits one request as leader of a group of one: the caller found no
-    /// leader and nobody queued, and took leadership. The common case of a
+    /// leader, nobody queued and no synced writers expected back, and took
+    /// leadership. The common case of a
     /// single writer: no queue entry to allocate, fill and wake.
     fn commit_alone(&self, mut req: WriteRequest) -> Result<Committed> {
         let outcome = {
