@@ -71,15 +71,20 @@ fn close_while_writers_queue_returns_every_writer_and_keeps_acknowledged_writes(
             .file_system(Arc::new(fs.clone()));
         let db = Db::open("/db", opts.clone()).expect("open");
         let (done, finished) = std::sync::mpsc::channel();
+        let acks = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writers: Vec<_> = (0..8)
             .map(|t| {
                 let db = db.clone();
                 let done = done.clone();
+                let acks = Arc::clone(&acks);
                 std::thread::spawn(move || {
                     let mut acked = Vec::new();
                     for i in 0u64.. {
                         match db.put(format!("{t}:{i}"), "v") {
-                            Ok(()) => acked.push(i),
+                            Ok(()) => {
+                                acked.push(i);
+                                acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
                             Err(Error::Closed) => break,
                             Err(e) => panic!("writer {t}: {e}"),
                         }
@@ -89,7 +94,17 @@ fn close_while_writers_queue_returns_every_writer_and_keeps_acknowledged_writes(
             })
             .collect();
         drop(done);
-        std::thread::sleep(Duration::from_millis(2 + round % 7));
+        // Close once writes flow (a fixed delay alone let a loaded machine
+        // close before the threads had run), a little later each round.
+        let started = std::time::Instant::now();
+        while acks.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "round {round}: no synced write acknowledged in 20 s"
+            );
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        std::thread::sleep(Duration::from_millis(round % 7));
         db.close().expect("close");
         let mut acked = Vec::new();
         for _ in 0..8 {
@@ -104,9 +119,10 @@ fn close_while_writers_queue_returns_every_writer_and_keeps_acknowledged_writes(
         drop(db);
         let total: usize = acked.iter().map(|(_, w)| w.len()).sum();
         eprintln!("round {round}: {total} writes acknowledged before close");
-        assert!(
-            total > 0,
-            "round {round}: no write was acknowledged before close"
+        assert_eq!(
+            total as u64,
+            acks.load(std::sync::atomic::Ordering::Relaxed),
+            "round {round}: the writers' reports disagree with their acknowledgements"
         );
         let db = Db::open("/db", opts).expect("reopen");
         for (t, writes) in acked {
