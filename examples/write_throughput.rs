@@ -3,10 +3,11 @@
 //!
 //! ```text
 //! cargo run --release --example write_throughput [-- --seconds 3 --dir /path/on/the/disk/to/test]
-//!     [--only-sync N] [--gather true|false]
+//!     [--only-sync N] [--gather true|false] [--wal-mmap true|false]
 //! ```
 //! `--only-sync N` runs only the synced row with N writers; `--gather false`
-//! turns off `Options::gather_synced_writers`, for comparing the two.
+//! turns off `Options::gather_synced_writers` and `--wal-mmap false`
+//! `Options::wal_mmap`, for comparing with and without.
 //! Each configuration runs in a fresh database for the given time; keys are
 //! 16 bytes, values 100 bytes. Figures go in docs/benchmarks.md.
 
@@ -27,11 +28,13 @@ fn run(
     durability: Durability,
     secs: f64,
     gather: bool,
+    wal_mmap: bool,
 ) -> (f64, u64) {
     let path = dir.join(format!("w{writers}-{durability:?}"));
     let options = Options::default()
         .durability(durability)
-        .gather_synced_writers(gather);
+        .gather_synced_writers(gather)
+        .wal_mmap(wal_mmap);
     let db = Db::open(&path, options).expect("open");
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -68,9 +71,10 @@ fn main() {
     let secs: f64 = parsed("--seconds").unwrap_or(3.0);
     let base = flag("--dir").map(std::path::PathBuf::from);
     let gather: bool = parsed("--gather").unwrap_or(true);
+    let wal_mmap: bool = parsed("--wal-mmap").unwrap_or(true);
     let tmp = tempfile::tempdir_in(base.unwrap_or_else(std::env::temp_dir)).expect("tempdir");
     println!(
-        "write throughput, {secs} s per run, in {}, gather_synced_writers({gather})",
+        "write throughput, {secs} s per run, in {}, gather_synced_writers({gather}), wal_mmap({wal_mmap})",
         tmp.path().display()
     );
     println!(
@@ -90,7 +94,7 @@ fn main() {
         .into_iter()
         .filter(|(d, w)| only.is_none_or(|o| *d == Durability::Sync && *w == o))
     {
-        let (rate, syncs) = run(tmp.path(), writers, durability, secs, gather);
+        let (rate, syncs) = run(tmp.path(), writers, durability, secs, gather, wal_mmap);
         if durability == Durability::Sync && writers == 1 {
             single = rate;
         }
