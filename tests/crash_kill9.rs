@@ -19,6 +19,8 @@
 //! (`harness = false`): the same binary is both parent and child.
 //! Long run: `STRATA_KILL9_CYCLES=1000 cargo test --release --test crash_kill9`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -219,14 +221,8 @@ fn observed(db: &Db) -> Vec<Model> {
 }
 
 fn parent() {
-    let cycles: u64 = std::env::var("STRATA_KILL9_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
-    let seed: u64 = std::env::var("STRATA_KILL9_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
+    let cycles: u64 = common::env_u64("STRATA_KILL9_CYCLES").unwrap_or(30);
+    let seed: u64 = common::env_u64("STRATA_KILL9_SEED").unwrap_or_else(|| fastrand::u64(..));
     println!("kill -9 stress: {cycles} cycles, {WRITERS} writers, seed {seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().expect("tempdir");

@@ -15,6 +15,8 @@
 //! file has its own `main` (`harness = false`): the same binary is both
 //! parent and child.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -144,14 +146,8 @@ fn main() {
         child(Path::new(&dir), seed);
         return;
     }
-    let cycles: u64 = std::env::var("STRATA_WAL_KILL_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
-    let seed: u64 = std::env::var("STRATA_WAL_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
+    let cycles: u64 = common::env_u64("STRATA_WAL_KILL_CYCLES").unwrap_or(60);
+    let seed: u64 = common::env_u64("STRATA_WAL_KILL_SEED").unwrap_or_else(|| fastrand::u64(..));
     let probe = tempfile::tempdir().expect("tempdir");
     let mapping = maps_expected(probe.path());
     if !mapping {

@@ -11,6 +11,8 @@
 //! `STRATA_POWER_CYCLES` sets the number of cycles (default 60);
 //! `STRATA_POWER_SEED` replays a run.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -57,14 +59,8 @@ fn census(db: &Db) -> BTreeMap<u64, BTreeMap<u64, usize>> {
 
 #[test]
 fn power_loss_at_random_points_keeps_synced_writes_and_a_prefix_of_the_rest() {
-    let cycles: u64 = std::env::var("STRATA_POWER_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
-    let seed: u64 = std::env::var("STRATA_POWER_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
+    let cycles: u64 = common::env_u64("STRATA_POWER_CYCLES").unwrap_or(60);
+    let seed: u64 = common::env_u64("STRATA_POWER_SEED").unwrap_or_else(|| fastrand::u64(..));
     eprintln!("power-loss cycles: {cycles}, seed {seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
     let fs = FaultFs::new();

@@ -9,6 +9,12 @@ use std::time::Duration;
 
 use strata_kv::{Db, Result, Value};
 
+/// A number from the environment (a long run's cycle count, a seed to
+/// replay); `None` if unset or not a number.
+pub fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
 /// Collects an iterator of `Result<(Value, Value)>` into owned pairs.
 pub fn collect(it: impl Iterator<Item = Result<(Value, Value)>>) -> Vec<(Vec<u8>, Vec<u8>)> {
     it.map(|kv| {
