@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! cargo run --release --example write_throughput [-- --seconds 3 --dir /path/on/the/disk/to/test]
-//!     [--only-sync N] [--gather true|false] [--wal-mmap true|false]
+//!     [--only-sync N] [--gather true|false] [--wal-mmap true|false] [--tasks true]
 //! ```
 //! `--only-sync N` runs only the synced row with N writers; `--gather false`
 //! turns off `Options::gather_synced_writers` and `--wal-mmap false`
-//! `Options::wal_mmap`, for comparing with and without.
+//! `Options::wal_mmap`, for comparing with and without. `--tasks true` makes
+//! the writers async tasks on a two-worker tokio runtime, each awaiting
+//! `PersistKvStore::write`, instead of threads calling `Db::put`.
 //! Each configuration runs in a fresh database for the given time; keys are
 //! 16 bytes, values 100 bytes. Figures go in docs/benchmarks.md.
 
@@ -15,7 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use strata_kv::{Db, Durability, Options};
+use strata_kv::kv::PersistKvStore;
+use strata_kv::{Db, Durability, Options, WriteBatch};
 
 #[path = "common/flags.rs"]
 mod flags;
@@ -29,15 +32,51 @@ fn run(
     secs: f64,
     gather: bool,
     wal_mmap: bool,
+    tasks: bool,
 ) -> (f64, u64) {
     let path = dir.join(format!("w{writers}-{durability:?}"));
     let options = Options::default()
         .durability(durability)
         .gather_synced_writers(gather)
         .wal_mmap(wal_mmap);
-    let db = Db::open(&path, options).expect("open");
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
+    if tasks {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let (db, start) = runtime.block_on(async {
+            let store = PersistKvStore::open_with(&path, options)
+                .await
+                .expect("open");
+            let start = Instant::now();
+            let handles: Vec<_> = (0..writers)
+                .map(|t| {
+                    let (store, stop) = (store.clone(), Arc::clone(&stop));
+                    tokio::spawn(async move {
+                        let mut i = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            let mut b = WriteBatch::new();
+                            b.put(format!("{t:04}{i:012}"), [7u8; 100]);
+                            store.write(b).await.expect("write");
+                            i += 1;
+                        }
+                        i
+                    })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            stop.store(true, Ordering::Relaxed);
+            for h in handles {
+                done.fetch_add(h.await.expect("writer task"), Ordering::Relaxed);
+            }
+            (store.db().clone(), start)
+        });
+        return finish(db, &path, &done, start);
+    }
+    let db = Db::open(&path, options).expect("open");
     let start = Instant::now();
     let threads: Vec<_> = (0..writers)
         .map(|t| {
@@ -59,11 +98,16 @@ fn run(
     for t in threads {
         t.join().expect("writer");
     }
+    finish(db, &path, &done, start)
+}
+
+/// Closes the database and returns writes per second and fdatasyncs.
+fn finish(db: Db, path: &std::path::Path, done: &AtomicU64, start: Instant) -> (f64, u64) {
     let elapsed = start.elapsed().as_secs_f64();
     let ops = done.load(Ordering::Relaxed);
     let syncs = db.stats().wal_syncs;
     db.close().expect("close");
-    let _ = std::fs::remove_dir_all(&path);
+    let _ = std::fs::remove_dir_all(path);
     (ops as f64 / elapsed, syncs)
 }
 
@@ -72,10 +116,12 @@ fn main() {
     let base = flag("--dir").map(std::path::PathBuf::from);
     let gather: bool = parsed("--gather").unwrap_or(true);
     let wal_mmap: bool = parsed("--wal-mmap").unwrap_or(true);
+    let tasks: bool = parsed("--tasks").unwrap_or(false);
     let tmp = tempfile::tempdir_in(base.unwrap_or_else(std::env::temp_dir)).expect("tempdir");
     println!(
-        "write throughput, {secs} s per run, in {}, gather_synced_writers({gather}), wal_mmap({wal_mmap})",
-        tmp.path().display()
+        "write throughput, {secs} s per run, in {}, gather_synced_writers({gather}), wal_mmap({wal_mmap}), writers: {}",
+        tmp.path().display(),
+        if tasks { "async tasks" } else { "threads" }
     );
     println!(
         "{:<10} {:>8} {:>14} {:>12} {:>10}",
@@ -94,7 +140,15 @@ fn main() {
         .into_iter()
         .filter(|(d, w)| only.is_none_or(|o| *d == Durability::Sync && *w == o))
     {
-        let (rate, syncs) = run(tmp.path(), writers, durability, secs, gather, wal_mmap);
+        let (rate, syncs) = run(
+            tmp.path(),
+            writers,
+            durability,
+            secs,
+            gather,
+            wal_mmap,
+            tasks,
+        );
         if durability == Durability::Sync && writers == 1 {
             single = rate;
         }
