@@ -34,6 +34,7 @@ pub(crate) mod request;
 mod space;
 mod verify;
 mod write;
+mod write_async;
 
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};

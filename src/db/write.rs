@@ -28,7 +28,6 @@
 //! Concurrency: `DbInner::writer` is held by the leader while it appends;
 //! it guards the WAL, the last assigned sequence and memtable switches.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -36,7 +35,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use super::queue::{CommitFuture, Pending, QueueState, Slot, commit_thread, complete};
+use super::queue::{Pending, QueueState, Slot, complete};
 use super::request::{Committed, StateView, WriteRequest};
 use super::{DbInner, SuperVersion};
 use crate::batch::WriteBatch;
@@ -87,7 +86,7 @@ impl WriterState {
 impl DbInner {
     /// Refuses a write before it queues: a closed or poisoned database, or
     /// an all-or-nothing batch holding an op over a size limit.
-    fn validate(&self, req: &WriteRequest) -> Result<()> {
+    pub(super) fn validate(&self, req: &WriteRequest) -> Result<()> {
         if !req.best_effort
             && let Some((_, e)) = req.batch.invalid().first()
         {
@@ -101,7 +100,7 @@ impl DbInner {
     }
 
     /// True if there is nothing to write and nothing to check.
-    fn is_noop(req: &WriteRequest) -> bool {
+    pub(super) fn is_noop(req: &WriteRequest) -> bool {
         req.batch.count() == 0 && req.batch.invalid().is_empty() && req.prepare.is_none()
     }
 
@@ -255,77 +254,6 @@ impl DbInner {
         outcome.and_then(|mut each| each.pop().unwrap_or(Err(Error::Closed)))
     }
 
-    /// Commits a request from async code: the future resolves when it is
-    /// committed (and synced, if asked); no caller thread blocks.
-    pub(crate) fn submit_async(
-        self: &Arc<Self>,
-        req: WriteRequest,
-    ) -> impl Future<Output = Result<Committed>> + Send + 'static + use<> {
-        let queued = self.enqueue_async(req);
-        async move {
-            match queued {
-                Ok(Ok(done)) => Ok(done),
-                Ok(Err(p)) => CommitFuture(p).await,
-                Err(e) => Err(e),
-            }
-        }
-    }
-
-    /// `write` for async code.
-    pub(crate) fn write_async(
-        self: &Arc<Self>,
-        batch: WriteBatch,
-        durability: Durability,
-    ) -> impl Future<Output = Result<u64>> + Send + 'static + use<> {
-        let fut = self.submit_async(WriteRequest::new(batch, durability));
-        async move { fut.await.map(|c| c.last_seq) }
-    }
-
-    fn enqueue_async(
-        self: &Arc<Self>,
-        req: WriteRequest,
-    ) -> Result<std::result::Result<Committed, Arc<Pending>>> {
-        self.validate(&req)?;
-        if self.in_memory || Self::is_noop(&req) {
-            // Nothing to wait for on disk: commit inline.
-            return self.submit(req).map(Ok);
-        }
-        // Started before queueing even when a writer thread leads: that
-        // leader hands an async head of the queue over to the commit thread.
-        self.ensure_committer();
-        let p = Pending::new(req, true);
-        let mut q = self.queue.state.lock();
-        if q.shutdown {
-            return Err(Error::Closed);
-        }
-        q.pending.push_back(Arc::clone(&p));
-        if !q.leader_active {
-            q.leader_active = true;
-            q.wake_committer = true;
-            drop(q);
-            self.queue.committer_cv.notify_one();
-        }
-        Ok(Err(p))
-    }
-
-    fn ensure_committer(self: &Arc<Self>) {
-        let mut h = self.queue.committer.lock();
-        if h.is_some() {
-            return;
-        }
-        let inner = Arc::clone(self);
-        let spawned = std::thread::Builder::new()
-            .name("strata-commit".into())
-            .spawn(move || commit_thread(inner));
-        match spawned {
-            Ok(j) => *h = Some(j),
-            Err(e) => {
-                let err = Error::from(e);
-                self.set_poison(&err);
-            }
-        }
-    }
-
     /// Leads groups: takes the queue, appends it, syncs it, publishes it and
     /// wakes its writers. A writer thread leads one group and hands over to
     /// the next queued writer; the commit thread leads until the queue is
@@ -430,7 +358,7 @@ impl DbInner {
     /// Passes leadership to the next queued writer (or the commit thread
     /// for async writers), unless `keep` and writers are queued. Returns
     /// true if the caller should lead again.
-    fn hand_over(&self, keep: bool) -> bool {
+    pub(super) fn hand_over(&self, keep: bool) -> bool {
         let mut q = self.queue.state.lock();
         match q.pending.front() {
             None => {
@@ -458,7 +386,7 @@ impl DbInner {
     /// the leader goes on to wake its writers and hand over, instead of
     /// unwinding with leadership held, which would leave every later writer
     /// waiting forever.
-    fn commit_guarded(
+    pub(super) fn commit_guarded(
         &self,
         ws: &mut WriterState,
         requests: &mut [WriteRequest],
