@@ -4,7 +4,10 @@
 //! No future here parks a runtime thread on disk I/O:
 //! - Writes are handed to group commit; a dedicated commit thread appends
 //!   to the WAL and runs fdatasync, and the future resolves when its batch
-//!   is committed (and synced, under `Durability::Sync`).
+//!   is committed (and synced, under `Durability::Sync`). A write that asks
+//!   for no fdatasync commits on the calling thread instead when nothing
+//!   else is in flight and the memtable has room: a copy into the WAL's
+//!   page cache and the memtable inserts, cheaper than the hand-off.
 //! - Reads first try what needs no I/O: the memtables and blocks already in
 //!   the block cache. A read that would open a table or read a block from
 //!   disk moves to tokio's blocking pool (`spawn_blocking`). (With mmap, a

@@ -247,7 +247,7 @@ impl DbInner {
     fn commit_alone(&self, mut req: WriteRequest) -> Result<Committed> {
         let outcome = {
             let mut ws = self.writer.lock();
-            self.commit_guarded(&mut ws, std::slice::from_mut(&mut req))
+            self.commit_guarded(&mut ws, std::slice::from_mut(&mut req), Room::MayWait)
         };
         // Writers that queued meanwhile get the next group.
         self.hand_over(false);
@@ -283,7 +283,7 @@ impl DbInner {
             }
             let outcome = {
                 let mut ws = self.writer.lock();
-                self.commit_guarded(&mut ws, &mut requests)
+                self.commit_guarded(&mut ws, &mut requests, Room::MayWait)
             };
             if outcome.is_ok() {
                 self.released(synced_threads);
@@ -390,8 +390,9 @@ impl DbInner {
         &self,
         ws: &mut WriterState,
         requests: &mut [WriteRequest],
+        room: Room,
     ) -> Result<Outcomes> {
-        let run = std::panic::AssertUnwindSafe(|| self.commit_locked(ws, requests));
+        let run = std::panic::AssertUnwindSafe(|| self.commit_locked(ws, requests, room));
         std::panic::catch_unwind(run).unwrap_or_else(|payload| {
             let what = payload
                 .downcast_ref::<&str>()
@@ -415,6 +416,7 @@ impl DbInner {
         &self,
         ws: &mut WriterState,
         requests: &mut [WriteRequest],
+        room: Room,
     ) -> Result<Outcomes> {
         self.check_open()?;
         if let Some(e) = self.poison_error() {
@@ -446,7 +448,7 @@ impl DbInner {
         }
         drop(view);
         let bytes: usize = accepted.iter().map(|(_, b, _)| b.rep().len()).sum();
-        if !accepted.is_empty() {
+        if !accepted.is_empty() && room == Room::MayWait {
             self.make_room(ws, bytes)?;
         }
         let mut seq = ws.last_seq;
@@ -653,6 +655,19 @@ pub(crate) fn insert_batch(mem: &Memtable, rep: &Bytes, first: u64, ukey: &mut V
         key::push_ukey(ukey, op.ns, op.key);
         mem.insert(ukey, seq, op.kind, rep.slice(op.value_range));
     }
+}
+
+/// How a group gets room in the memtable.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Room {
+    /// `make_room`: switch a full memtable, wait out write stalls. Any
+    /// leader but an async task's.
+    MayWait,
+    /// Checked by the caller under the same writer lock (`has_room`), which
+    /// must not wait: an async task committing on its own thread. The
+    /// memtable cannot fill meanwhile; write pressure that a flush or
+    /// compaction raised since the check is left to the next write.
+    Checked,
 }
 
 /// What a writer does after queueing.

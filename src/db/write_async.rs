@@ -9,10 +9,14 @@
 //! group of one, when that costs no more than a copy into the WAL's page
 //! cache and the memtable inserts (`commit_now`): nobody else leads or is
 //! queued, the request needs no read of the current state, there is no write
-//! pressure and the memtable has room. That is the check `make_room` would
-//! make first, done here under the writer lock, so the commit below cannot
-//! wait either. Handing such a write to the commit thread would cost two
-//! thread wake-ups per write, many times the write itself.
+//! pressure and the memtable has room. That is `make_room`'s fast path,
+//! checked under the writer lock, where nobody else can fill or switch the
+//! memtable; the commit then skips `make_room` (`Room::Checked`), so a
+//! stall raised by a flush finishing meanwhile cannot make it wait either.
+//! What is left is a copy into the WAL's page cache (which the kernel may
+//! still throttle when dirty pages pile up, as for any buffered write) and
+//! the memtable inserts. Handing such a write to the commit thread would
+//! cost two thread wake-ups per write, many times the write itself.
 //!
 //! Concurrency: as in write.rs. `commit_now` takes leadership under the
 //! queue lock exactly as a writer thread committing alone does, and hands it
@@ -24,10 +28,21 @@ use std::sync::Arc;
 use super::DbInner;
 use super::queue::{CommitFuture, Pending, commit_thread};
 use super::request::{Committed, WriteRequest};
+use super::write::{Room, WriterState};
 use crate::batch::WriteBatch;
 use crate::compaction::Pressure;
 use crate::error::{Error, Result};
 use crate::options::Durability;
+
+/// Leadership taken by `commit_now`, passed on however it returns (a
+/// panic included), so no queued writer waits for a leader that left.
+struct HandOver<'a>(&'a DbInner);
+
+impl Drop for HandOver<'_> {
+    fn drop(&mut self) {
+        self.0.hand_over(false);
+    }
+}
 
 /// What an async write became before it is awaited.
 enum Queued {
@@ -105,32 +120,26 @@ impl DbInner {
             }
             q.leader_active = true;
         }
-        let outcome = {
-            // Only a leader commits, so the writer lock is free unless a
-            // flush, a namespace recount or close holds it: those may take a
-            // while, so this thread does not wait for them.
-            let Some(mut ws) = self.writer.try_lock() else {
-                self.hand_over(false);
-                return None;
-            };
-            let roomy = {
-                let sv = self.super_version.load();
-                ws.wal.is_some()
-                    && sv.mem.approximate_bytes() < self.opts.write_buffer_size
-                    && matches!(
-                        self.write_pressure(&sv, req.batch.rep().len()),
-                        Pressure::None
-                    )
-            };
-            if !roomy {
-                drop(ws);
-                self.hand_over(false);
-                return None;
-            }
-            self.commit_guarded(&mut ws, std::slice::from_mut(req))
-        };
-        self.hand_over(false);
+        // Declared before the writer lock's guard, so dropped after it.
+        let _lead = HandOver(self);
+        // Only a leader commits, so the writer lock is free unless a flush,
+        // a namespace recount or close holds it: those may take a while.
+        let mut ws = self.writer.try_lock()?;
+        // A namespace limit may have been set since the first look.
+        if req.needs_state(self) || !self.has_room(&ws, req.batch.rep().len()) {
+            return None;
+        }
+        let outcome = self.commit_guarded(&mut ws, std::slice::from_mut(req), Room::Checked);
         Some(outcome.and_then(|mut each| each.pop().unwrap_or(Err(Error::Closed))))
+    }
+
+    /// With the writer lock held: whether a group of `bytes` fits the
+    /// memtable with no switch and no write stall (`make_room`'s fast path).
+    fn has_room(&self, ws: &WriterState, bytes: usize) -> bool {
+        let sv = self.super_version.load();
+        ws.wal.is_some()
+            && sv.mem.approximate_bytes() < self.opts.write_buffer_size
+            && matches!(self.write_pressure(&sv, bytes), Pressure::None)
     }
 
     fn ensure_committer(self: &Arc<Self>) {
