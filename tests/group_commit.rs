@@ -315,3 +315,96 @@ fn a_panic_in_the_commit_path_fails_the_group_and_strands_no_writer() {
         }
     }
 }
+
+/// Every kind of writer at once: async tasks writing buffered (which may
+/// commit on their own thread) and committing transactions (which always
+/// queue for the commit thread), writer threads synced and buffered, and
+/// flushes holding the writer lock (which make an inline commit give up
+/// and queue). Every writer returns within the bound (no one is left
+/// waiting for a leader that went away) and every acknowledged write is
+/// there after a clean reopen.
+#[test]
+fn async_and_thread_writers_of_both_durabilities_with_flushes_all_return() {
+    use strata_kv::WriteBatch;
+    use strata_kv::kv::PersistKvStore;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime");
+    for round in 0..20u64 {
+        let fs = FaultFs::new();
+        fs.set_sync_latency(Duration::from_micros(30 + 40 * (round % 3)));
+        let opts = Options::default()
+            .durability(Durability::Buffered)
+            .write_buffer_size(64 << 10)
+            .file_system(Arc::new(fs.clone()));
+        let store = runtime
+            .block_on(PersistKvStore::open_with("/db", opts.clone()))
+            .expect("open");
+        let store = Arc::new(store);
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let writes = 60 + round * 7;
+        for t in 0..6u64 {
+            let (store, done) = (Arc::clone(&store), done.clone());
+            runtime.spawn(async move {
+                for i in 0..writes {
+                    let key = format!("task{t}:{i}");
+                    if (i + t) % 5 == 0 {
+                        let mut txn = store.transaction();
+                        txn.put(&key, [t as u8; 80]);
+                        txn.commit_async().await.expect("transaction");
+                    } else {
+                        let mut b = WriteBatch::new();
+                        b.put(&key, [t as u8; 80]);
+                        store.write(b).await.expect("buffered async write");
+                    }
+                }
+                done.send(()).expect("report");
+            });
+        }
+        for t in 0..3u64 {
+            let (db, done) = (store.db().clone(), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..writes {
+                    let mut b = WriteBatch::new();
+                    b.put(format!("thread{t}:{i}"), [9u8; 80]);
+                    let durability = match i % 2 {
+                        0 => Durability::Sync,
+                        _ => Durability::Buffered,
+                    };
+                    db.write_with(b, durability).expect("thread write");
+                }
+                done.send(()).expect("report");
+            });
+        }
+        let (db, flusher_done) = (store.db().clone(), done.clone());
+        std::thread::spawn(move || {
+            for _ in 0..5 {
+                db.flush().expect("flush");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            flusher_done.send(()).expect("report");
+        });
+        drop(done);
+        for _ in 0..10 {
+            finished
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("round {round}: a writer never returned"));
+        }
+        let db = store.db().clone();
+        db.close().expect("close");
+        let db = Db::open("/db", opts).expect("reopen");
+        for i in 0..writes {
+            let keys = (0..6)
+                .map(|t| format!("task{t}:{i}"))
+                .chain((0..3).map(|t| format!("thread{t}:{i}")));
+            for key in keys {
+                assert!(
+                    db.get(&key).expect("get").is_some(),
+                    "round {round}: {key} lost"
+                );
+            }
+        }
+    }
+}
