@@ -2,7 +2,10 @@
 //!
 //! A child process runs writer threads, each doing a random mix of puts,
 //! deletes and multi-key batches (some synced, some buffered) on its own
-//! keys, while one of them also flushes and compacts. Every operation is
+//! keys, while one of them also flushes and compacts; the last writer is an
+//! async task instead, writing buffered through `PersistKvStore::write`
+//! (which commits on its own thread when nothing else is in flight, and
+//! through the commit thread otherwise). Every operation is
 //! acknowledged on stdout once it returns. The parent SIGKILLs the child at
 //! a random moment, reopens the database and checks each writer's keys
 //! against a model: the state must be exactly the model after every
@@ -27,12 +30,15 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use strata_kv::kv::PersistKvStore;
 use strata_kv::{Db, Durability, Options, WriteBatch};
 
 const CHILD_DIR: &str = "STRATA_KILL9_CHILD_DIR";
 const CHILD_CYCLE: &str = "STRATA_KILL9_CHILD_CYCLE";
 const CHILD_SEED: &str = "STRATA_KILL9_CHILD_SEED";
-const WRITERS: usize = 3;
+const WRITERS: usize = 4;
+/// The writer that is an async task (the others are threads).
+const ASYNC_WRITER: usize = WRITERS - 1;
 /// Keys per writer: small, so operations overwrite and delete each other's work.
 const KEYS: u32 = 400;
 
@@ -150,40 +156,55 @@ fn apply(model: &mut Model, op: &Op) {
     }
 }
 
-fn execute(db: &Db, writer: usize, op: &Op, durability: Durability) {
+/// The write `op` makes (`None` for a flush or a compaction).
+fn batch_of(writer: usize, op: &Op) -> Option<WriteBatch> {
+    let mut b = WriteBatch::new();
     match op {
-        Op::Put(k, v) => {
-            let mut b = WriteBatch::new();
-            b.put(key(writer, *k), v);
-            db.write_with(b, durability).expect("put");
-        }
-        Op::Delete(k) => {
-            let mut b = WriteBatch::new();
-            b.delete(key(writer, *k));
-            db.write_with(b, durability).expect("delete");
-        }
+        Op::Put(k, v) => b.put(key(writer, *k), v),
+        Op::Delete(k) => b.delete(key(writer, *k)),
         Op::Batch(ops) => {
-            let mut b = WriteBatch::new();
             for (k, v) in ops {
                 match v {
                     Some(v) => b.put(key(writer, *k), v),
                     None => b.delete(key(writer, *k)),
                 }
             }
-            db.write_with(b, durability).expect("batch");
         }
-        Op::Flush => db.flush().expect("flush"),
-        Op::Compact(a, b) => db
+        Op::Flush | Op::Compact(..) => return None,
+    }
+    Some(b)
+}
+
+fn execute(db: &Db, writer: usize, op: &Op, durability: Durability) {
+    match (op, batch_of(writer, op)) {
+        (_, Some(b)) => db.write_with(b, durability).map(|_| ()).expect("write"),
+        (Op::Flush, None) => db.flush().expect("flush"),
+        (Op::Compact(a, b), None) => db
             .compact_range(key(writer, *a)..=key(writer, *b))
             .expect("compact"),
+        (_, None) => unreachable!("only flushes and compactions write nothing"),
     }
+}
+
+/// Writes one acknowledgement line.
+fn ack(out: &Mutex<std::io::Stdout>, writer: usize, i: u64) {
+    let mut o = out.lock().expect("stdout lock");
+    writeln!(o, "ACK {writer} {i}").expect("stdout");
+    o.flush().expect("stdout");
 }
 
 /// The child: writers run their operations forever, acknowledging each.
 fn child(dir: &str, seed: u64, cycle: u64) -> ! {
-    let db = Db::open(dir, options(cycle)).expect("child open");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    // The store's own durability is the async writer's; the threads choose
+    // per write.
+    let opened = PersistKvStore::open_with(dir, options(cycle).durability(Durability::Buffered));
+    let store = runtime.block_on(opened).expect("child open");
+    let db = store.db().clone();
     let out = Arc::new(Mutex::new(std::io::stdout()));
-    let handles: Vec<_> = (0..WRITERS)
+    let mut handles: Vec<_> = (0..ASYNC_WRITER)
         .map(|w| {
             let (db, out) = (db.clone(), Arc::clone(&out));
             std::thread::spawn(move || {
@@ -191,13 +212,23 @@ fn child(dir: &str, seed: u64, cycle: u64) -> ! {
                 for i in 0u64.. {
                     let (op, durability) = ops.next_op();
                     execute(&db, w, &op, durability);
-                    let mut o = out.lock().expect("stdout lock");
-                    writeln!(o, "ACK {w} {i}").expect("stdout");
-                    o.flush().expect("stdout");
+                    ack(&out, w, i);
                 }
             })
         })
         .collect();
+    handles.push(std::thread::spawn(move || {
+        runtime.block_on(async {
+            let w = ASYNC_WRITER;
+            let mut ops = Ops::new(seed, cycle, w);
+            for i in 0u64.. {
+                let (op, _) = ops.next_op();
+                let b = batch_of(w, &op).expect("only writer 0 flushes or compacts");
+                store.write(b).await.expect("async write");
+                ack(&out, w, i);
+            }
+        })
+    }));
     for h in handles {
         let _ = h.join();
     }
