@@ -13,6 +13,11 @@
 //!   disk moves to tokio's blocking pool (`spawn_blocking`). (With mmap, a
 //!   cached block whose pages the OS has evicted can still fault; size the
 //!   block cache and page cache accordingly.)
+//! - On the persistent store, a write or read answered on the calling thread
+//!   spends a unit of the task's tokio budget
+//!   (`tokio::task::coop::consume_budget`), so a task doing them in a loop
+//!   yields to the other tasks of its thread now and then, as it would on
+//!   a socket. (The in-memory store, like any in-memory map, never yields.)
 //!
 //! ```
 //! use std::sync::Arc;
@@ -106,6 +111,10 @@ async fn read_many(inner: Arc<DbInner>, ukeys: Vec<Vec<u8>>) -> Result<Vec<Optio
     }
     let (sv, seq) = inner.read_view();
     if let Some(found) = inner.multi_get(&ukeys, &sv, seq, true)? {
+        // Answered without waiting: a yield point once the task's budget
+        // is spent, so a task reading in a loop cannot starve its runtime
+        // thread.
+        tokio::task::coop::consume_budget().await;
         return Ok(to_vecs(found));
     }
     off_runtime(move || {

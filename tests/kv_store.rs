@@ -444,3 +444,54 @@ fn buffered_async_writes_lost_to_power_loss_are_a_suffix() {
         });
     }
 }
+
+/// A persistent store's buffered writes and cached reads complete without
+/// waiting, so a task doing them in a loop must still yield now and then:
+/// on a single-threaded runtime, a task spawned beside it gets to run
+/// long before the loop ends.
+#[test]
+fn tight_loops_of_ready_writes_and_reads_yield_to_other_tasks() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 5_000u64;
+    rt.block_on(async {
+        let opts = Options::default().durability(Durability::Buffered);
+        let store = Arc::new(
+            PersistKvStore::open_with(dir.path(), opts)
+                .await
+                .expect("open"),
+        );
+        for reading in [false, true] {
+            let done = Arc::new(AtomicU64::new(0));
+            let looping = {
+                let (store, done) = (Arc::clone(&store), Arc::clone(&done));
+                tokio::spawn(async move {
+                    for i in 0..n {
+                        let key = format!("k{i:05}");
+                        match reading {
+                            false => store.set(&key, vec![1u8; 32]).await.expect("set"),
+                            true => assert!(store.get(&key).await.expect("get").is_some()),
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            };
+            // Spawned second: on this runtime it runs only when the loop
+            // yields.
+            let seen = {
+                let done = Arc::clone(&done);
+                tokio::spawn(async move { done.load(Ordering::Relaxed) })
+            };
+            let seen = seen.await.expect("join");
+            looping.await.expect("loop");
+            assert!(
+                seen < n,
+                "reading: {reading}: the other task ran only after all {n} operations"
+            );
+        }
+    });
+}

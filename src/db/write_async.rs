@@ -59,10 +59,20 @@ impl DbInner {
         self: &Arc<Self>,
         req: WriteRequest,
     ) -> impl Future<Output = Result<Committed>> + Send + 'static + use<> {
+        let on_disk = !self.in_memory;
         let queued = self.enqueue_async(req);
         async move {
             match queued {
-                Queued::Done(r) => r,
+                Queued::Done(r) => {
+                    // Committed without waiting: a task writing in a loop
+                    // would otherwise never yield, and starve the other
+                    // tasks of its runtime thread. (In memory, a write is a
+                    // map insert, as in any in-memory map: no yield point.)
+                    if on_disk {
+                        tokio::task::coop::consume_budget().await;
+                    }
+                    r
+                }
                 Queued::Waiting(p) => CommitFuture(p).await,
             }
         }
