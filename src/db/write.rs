@@ -5,8 +5,9 @@
 //! in queue order, appends every batch to the WAL as one record each in a
 //! single write, issues one fdatasync if any batch asked for
 //! `Durability::Sync`, inserts them into the memtable, publishes the new
-//! sequence and wakes the group. Async writers are led by a dedicated
-//! commit thread so no async task ever waits in fdatasync. A thread that
+//! sequence and wakes the group. Queued async writers are led by a
+//! dedicated commit thread so no async task ever waits in fdatasync
+//! (`write_async.rs`: which async writes commit on their own thread). A thread that
 //! finds no leader, nobody queued and no synced writers expected back
 //! (below) commits its own batch directly, as a group of one, without a
 //! queue entry (`commit_alone`).
