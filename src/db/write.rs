@@ -246,13 +246,21 @@ impl DbInner {
     /// leadership. The common case of a
     /// single writer: no queue entry to allocate, fill and wake.
     fn commit_alone(&self, mut req: WriteRequest) -> Result<Committed> {
-        let outcome = {
-            let mut ws = self.writer.lock();
-            self.commit_guarded(&mut ws, std::slice::from_mut(&mut req), Room::MayWait)
-        };
         // Writers that queued meanwhile get the next group.
-        self.hand_over(false);
-        outcome.and_then(|mut each| each.pop().unwrap_or(Err(Error::Closed)))
+        let _lead = HandOver(self);
+        let mut ws = self.writer.lock();
+        self.commit_one(&mut ws, &mut req, Room::MayWait)
+    }
+
+    /// `commit_guarded` for a group of one request.
+    pub(super) fn commit_one(
+        &self,
+        ws: &mut WriterState,
+        req: &mut WriteRequest,
+        room: Room,
+    ) -> Result<Committed> {
+        self.commit_guarded(ws, std::slice::from_mut(req), room)
+            .and_then(|mut each| each.pop().unwrap_or(Err(Error::Closed)))
     }
 
     /// Leads groups: takes the queue, appends it, syncs it, publishes it and
@@ -387,7 +395,7 @@ impl DbInner {
     /// the leader goes on to wake its writers and hand over, instead of
     /// unwinding with leadership held, which would leave every later writer
     /// waiting forever.
-    pub(super) fn commit_guarded(
+    fn commit_guarded(
         &self,
         ws: &mut WriterState,
         requests: &mut [WriteRequest],
@@ -655,6 +663,18 @@ pub(crate) fn insert_batch(mem: &Memtable, rep: &Bytes, first: u64, ukey: &mut V
         ukey.clear();
         key::push_ukey(ukey, op.ns, op.key);
         mem.insert(ukey, seq, op.kind, rep.slice(op.value_range));
+    }
+}
+
+/// Leadership taken by a writer committing a group of one, passed on
+/// however it returns (a panic included), so no queued writer waits for a
+/// leader that left. Declare it before the writer lock's guard, so that it
+/// is dropped after it.
+pub(super) struct HandOver<'a>(pub(super) &'a DbInner);
+
+impl Drop for HandOver<'_> {
+    fn drop(&mut self) {
+        self.0.hand_over(false);
     }
 }
 

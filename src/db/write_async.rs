@@ -28,21 +28,11 @@ use std::sync::Arc;
 use super::DbInner;
 use super::queue::{CommitFuture, Pending, commit_thread};
 use super::request::{Committed, WriteRequest};
-use super::write::{Room, WriterState};
+use super::write::{HandOver, Room, WriterState};
 use crate::batch::WriteBatch;
 use crate::compaction::Pressure;
 use crate::error::{Error, Result};
 use crate::options::Durability;
-
-/// Leadership taken by `commit_now`, passed on however it returns (a
-/// panic included), so no queued writer waits for a leader that left.
-struct HandOver<'a>(&'a DbInner);
-
-impl Drop for HandOver<'_> {
-    fn drop(&mut self) {
-        self.0.hand_over(false);
-    }
-}
 
 /// What an async write became before it is awaited.
 enum Queued {
@@ -139,8 +129,7 @@ impl DbInner {
         if req.needs_state(self) || !self.has_room(&ws, req.batch.rep().len()) {
             return None;
         }
-        let outcome = self.commit_guarded(&mut ws, std::slice::from_mut(req), Room::Checked);
-        Some(outcome.and_then(|mut each| each.pop().unwrap_or(Err(Error::Closed))))
+        Some(self.commit_one(&mut ws, req, Room::Checked))
     }
 
     /// With the writer lock held: whether a group of `bytes` fits the
