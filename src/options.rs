@@ -216,11 +216,12 @@ impl Options {
         use_mmap: bool
     );
     setter!(
-        /// Append to the WAL through a shared memory map of its
-        /// preallocated space (true) or with a `write` system call per
-        /// group (false). Either way an append is in the OS page cache when
-        /// the write returns, so a process crash loses nothing, and
-        /// fdatasync makes it durable. The map saves a system call per
+        /// Append buffered write groups to the WAL through a shared memory
+        /// map of its preallocated space (true) or with a `write` system
+        /// call per group (false); synced groups are always `write` calls,
+        /// which measured faster before an fdatasync. Either way an append
+        /// is in the OS page cache when the write returns, so a process
+        /// crash loses nothing, and fdatasync makes it durable. The map saves a system call per
         /// write (a WAL append of a small write: ~0.25 µs against 1.5 µs;
         /// see docs/benchmarks.md, "Write path"). It is used only on Linux,
         /// on ext4, XFS and tmpfs, whose fallocate reserves the blocks;

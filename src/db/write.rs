@@ -472,18 +472,19 @@ impl DbInner {
             for (_, b, _) in &accepted {
                 wal.encode_record(b.rep(), &mut ws.buf);
             }
-            if let Err(e) = wal.append(&ws.buf) {
-                // The WAL's tail is now unknown: nothing more may follow it.
+            let started = sync.then(Instant::now);
+            let appended = if sync {
+                wal.append_and_sync(&ws.buf)
+            } else {
+                wal.append(&ws.buf)
+            };
+            if let Err(e) = appended {
+                // The WAL's tail, or what of it is durable, is now unknown:
+                // nothing more may follow it.
                 self.set_poison(&e);
                 return Err(e);
             }
-            if sync {
-                let started = Instant::now();
-                if let Err(e) = wal.sync() {
-                    // After a failed fdatasync the WAL's state is unknown.
-                    self.set_poison(&e);
-                    return Err(e);
-                }
+            if let Some(started) = started {
                 self.queue.sync_took(started.elapsed());
                 self.stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
             }

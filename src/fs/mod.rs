@@ -31,6 +31,13 @@ pub trait WritableFile: Send + Sync + fmt::Debug {
     fn append(&self, data: &[u8]) -> Result<()>;
     /// Makes every appended byte durable (fdatasync).
     fn sync(&self) -> Result<()>;
+    /// `append`, then `sync`: what a synced write group does, which an
+    /// implementation may serve differently (the real disk keeps the space
+    /// ahead of such appends written; see `RealFs`).
+    fn append_and_sync(&self, data: &[u8]) -> Result<()> {
+        self.append(data)?;
+        self.sync()
+    }
     /// Reserves `len` bytes for the file on disk (the file reads as zeros
     /// past what was appended). A hint: the default does nothing.
     fn preallocate(&self, len: u64) -> Result<()> {

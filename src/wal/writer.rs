@@ -88,6 +88,13 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Appends encoded fragments and makes everything appended durable.
+    pub(crate) fn append_and_sync(&mut self, encoded: &[u8]) -> Result<()> {
+        self.file.append_and_sync(encoded)?;
+        self.len += encoded.len() as u64;
+        Ok(())
+    }
+
     /// Encodes and appends one record.
     pub(crate) fn add_record(&mut self, payload: &[u8]) -> Result<()> {
         let mut buf = Vec::with_capacity(payload.len() + LOG_HEADER_SIZE);
