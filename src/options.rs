@@ -238,8 +238,8 @@ impl Options {
         /// waits for that many synced threads to queue again (each usually
         /// comes straight back with its next write), so that they share one
         /// fdatasync instead of splitting between two. The wait ends when
-        /// the last of them arrives, and after about one recent fdatasync's
-        /// duration (at most 1 ms) in any case. A thread writing alone
+        /// the last of them arrives, and after about two recent
+        /// fdatasyncs' duration (at most 1 ms) in any case. A thread writing alone
         /// never waits. When the writers do not come back (threads that
         /// write once, then do other work), each wait that runs out costs
         /// that group up to the bound, and makes the next 1, 2, 4, ... up

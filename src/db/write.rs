@@ -18,7 +18,7 @@
 //! the next group's leader, if it writes synced, holds leadership asleep
 //! (the *gatherer*) until as many synced threads have queued again as the
 //! group released: the last of them takes the leadership over and leads
-//! at once. The wait is bounded by about one recent fdatasync (at most
+//! at once. The wait is bounded by about two recent fdatasyncs (at most
 //! 1 ms), measured from the release; after that the gatherer leads
 //! whoever is queued. Its timer still fires, usually during the next
 //! group's fdatasync, where it finds it has nothing to do. Waits that run
@@ -329,7 +329,7 @@ impl DbInner {
     }
 
     /// A group with `n` synced writer threads was committed and is about
-    /// to be woken: each is expected back within about one fdatasync's
+    /// to be woken: each is expected back within about two fdatasyncs'
     /// time, unless earlier waits ran out.
     fn released(&self, n: usize) {
         if !self.opts.gather_synced_writers || n < 2 {
