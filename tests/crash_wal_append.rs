@@ -3,9 +3,11 @@
 //!
 //! A child appends records of many sizes to log files through the real
 //! file system's mapped appends (with a thread syncing every 200 µs, as the
-//! periodic syncer does), while the parent SIGKILLs it at random moments.
-//! Each file must then read as a prefix of the child's byte stream followed
-//! only by zeros (the stream has no zero bytes). A `memcpy` into the map
+//! periodic syncer does), every eighth append instead as a synced group's
+//! (`append_and_sync`: a `write` call, with zeros written ahead of the
+//! tail), while the parent SIGKILLs it at random moments. Each file must
+//! then read as a prefix of the child's byte stream followed only by zeros
+//! (the stream has no zero bytes). A `memcpy` into the map
 //! failed within 0 to 28 cycles in each of eight runs: it may store an
 //! append's end before its start, and recovery would read the hole as
 //! corruption mid-WAL. The child reports whether its appends are mapped,
@@ -94,7 +96,11 @@ fn child(dir: &Path, seed: u64) {
             }
         });
         for (i, data) in appends(seed, file).enumerate() {
-            f.append(&data).expect("append");
+            if i % 8 == 7 {
+                f.append_and_sync(&data).expect("append and sync");
+            } else {
+                f.append(&data).expect("append");
+            }
             if file == 0 && i == 0 {
                 let how = if maps_a_file_in(dir) {
                     "mapped"
