@@ -13,6 +13,10 @@
 //!   disk moves to tokio's blocking pool (`spawn_blocking`). (With mmap, a
 //!   cached block whose pages the OS has evicted can still fault; size the
 //!   block cache and page cache accordingly.)
+//! - A write is submitted when its method is called, not when the future
+//!   is first polled: the future only reports the outcome. Dropping it does
+//!   not cancel the write, and writes called one after another commit in
+//!   that order, however their futures are awaited.
 //! - On the persistent store, a write or read answered on the calling thread
 //!   spends a unit of the task's tokio budget
 //!   (`tokio::task::coop::consume_budget`), so a task doing them in a loop
@@ -261,9 +265,12 @@ macro_rules! impl_kv_store {
                 key: &str,
                 value: Vec<u8>,
             ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send + 'static {
-                let c = self.db.space().insert_returning_old(key.as_bytes(), &value);
-                let inner = Arc::clone(&self.db.inner);
-                async move { Ok(c?.run_async(&inner).await?.map(|v| v.to_vec())) }
+                let fut = self
+                    .db
+                    .space()
+                    .insert_returning_old(key.as_bytes(), &value)
+                    .map(|c| c.run_async(&self.db.inner));
+                async move { Ok(fut?.await?.map(|v| v.to_vec())) }
             }
 
             /// Replaces the value of an existing `key`, returning the old one
@@ -273,9 +280,12 @@ macro_rules! impl_kv_store {
                 key: &str,
                 value: Vec<u8>,
             ) -> impl Future<Output = Result<Vec<u8>>> + Send + 'static {
-                let c = self.db.space().update(key.as_bytes(), &value);
-                let inner = Arc::clone(&self.db.inner);
-                async move { Ok(c?.run_async(&inner).await?.to_vec()) }
+                let fut = self
+                    .db
+                    .space()
+                    .update(key.as_bytes(), &value)
+                    .map(|c| c.run_async(&self.db.inner));
+                async move { Ok(fut?.await?.to_vec()) }
             }
 
             /// Removes `key` and returns its value, atomically.
@@ -283,9 +293,12 @@ macro_rules! impl_kv_store {
                 &self,
                 key: &str,
             ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send + 'static {
-                let c = self.db.space().consume(key.as_bytes());
-                let inner = Arc::clone(&self.db.inner);
-                async move { Ok(c?.run_async(&inner).await?.map(|v| v.to_vec())) }
+                let fut = self
+                    .db
+                    .space()
+                    .consume(key.as_bytes())
+                    .map(|c| c.run_async(&self.db.inner));
+                async move { Ok(fut?.await?.map(|v| v.to_vec())) }
             }
 
             /// Sets (or, with `new == None`, deletes) `key` only if it holds `expected`.
@@ -296,12 +309,12 @@ macro_rules! impl_kv_store {
                 new: Option<&[u8]>,
             ) -> impl Future<Output = Result<std::result::Result<(), CasConflict>>> + Send + 'static
             {
-                let c = self
+                let fut = self
                     .db
                     .space()
-                    .compare_and_swap(key.as_bytes(), expected, new);
-                let inner = Arc::clone(&self.db.inner);
-                async move { c?.run_async(&inner).await }
+                    .compare_and_swap(key.as_bytes(), expected, new)
+                    .map(|c| c.run_async(&self.db.inner));
+                async move { fut?.await }
             }
 
             /// Subscribes to changes under `prefix`; the subscriber is a `Stream`.

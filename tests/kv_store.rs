@@ -495,3 +495,38 @@ fn tight_loops_of_ready_writes_and_reads_yield_to_other_tasks() {
         }
     });
 }
+
+/// Drops each write's future unpolled, then checks every write happened,
+/// in call order (the update and the consume see the writes called before
+/// them).
+macro_rules! dropped_write_futures_still_write {
+    ($store:expr) => {{
+        let store = $store;
+        drop(store.set("k1", b"one".to_vec()));
+        drop(store.update("k1", b"two".to_vec()));
+        drop(store.compare_and_swap("k2", None, Some(b"new")));
+        drop(store.insert_returning_old("k3", b"three".to_vec()));
+        drop(store.consume("k3"));
+        drop(store.batch_set(vec![("k4", b"four".to_vec())]));
+        store.set("last", b"x".to_vec()).await.expect("set");
+        assert_eq!(store.get("k1").await.expect("get"), Some(b"two".to_vec()));
+        assert_eq!(store.get("k2").await.expect("get"), Some(b"new".to_vec()));
+        assert_eq!(store.get("k3").await.expect("get"), None);
+        assert_eq!(store.get("k4").await.expect("get"), Some(b"four".to_vec()));
+    }};
+}
+
+/// A write is submitted when its method is called, not when its future is
+/// polled: dropping the future does not cancel it (kv.rs module docs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_submitted_when_called_and_dropping_the_future_keeps_them() {
+    dropped_write_futures_still_write!(MemoryKvStore::new());
+    for durability in [Durability::Sync, Durability::Buffered] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = Options::default().durability(durability);
+        let store = PersistKvStore::open_with(dir.path(), opts)
+            .await
+            .expect("open");
+        dropped_write_futures_still_write!(store);
+    }
+}
