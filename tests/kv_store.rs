@@ -497,7 +497,7 @@ fn tight_loops_of_ready_writes_and_reads_yield_to_other_tasks() {
 }
 
 /// Drops each write's future unpolled, then checks every write happened,
-/// in call order (the update and the consume see the writes called before
+/// in call order (the update and the consume see the sets called before
 /// them).
 macro_rules! dropped_write_futures_still_write {
     ($store:expr) => {{
@@ -506,13 +506,15 @@ macro_rules! dropped_write_futures_still_write {
         drop(store.update("k1", b"two".to_vec()));
         drop(store.compare_and_swap("k2", None, Some(b"new")));
         drop(store.insert_returning_old("k3", b"three".to_vec()));
-        drop(store.consume("k3"));
         drop(store.batch_set(vec![("k4", b"four".to_vec())]));
+        drop(store.set("k5", b"five".to_vec()));
+        drop(store.consume("k5"));
         store.set("last", b"x".to_vec()).await.expect("set");
         assert_eq!(store.get("k1").await.expect("get"), Some(b"two".to_vec()));
         assert_eq!(store.get("k2").await.expect("get"), Some(b"new".to_vec()));
-        assert_eq!(store.get("k3").await.expect("get"), None);
+        assert_eq!(store.get("k3").await.expect("get"), Some(b"three".to_vec()));
         assert_eq!(store.get("k4").await.expect("get"), Some(b"four".to_vec()));
+        assert_eq!(store.get("k5").await.expect("get"), None);
     }};
 }
 
